@@ -1,0 +1,75 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Build QEMU with the series laid over the base:
+#
+#   install deps -> fetch base (cached) -> overlay -> configure (once) -> ninja
+#
+# Environment:
+#   QEMU_SRC=/path     use this QEMU 10.0.x tree as the base instead of
+#                      fetching Debian's source package
+#   IVSHMEM_CACHE=dir  where the fetched base is cached (~/.cache/ivshmem-series)
+#   BUILD=dir          build directory (default: build/ in the clone)
+
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD:-$top/build}
+src=$build/src
+obj=$build/qemu
+
+"$top/scripts/install-deps.sh"
+base=$("$top/scripts/fetch-base.sh")
+echo "build: base $(cat "$base/.ivshmem-base-version" 2>/dev/null || cat "$base/VERSION") at $base"
+
+mkdir -p "$build"
+echo "$base" > "$build/base-path"
+"$top/scripts/overlay.sh" "$base" "$src"
+
+# The device config lives outside the series; configure reads it by name.
+cfgdir=$src/configs/devices/x86_64-softmmu
+if ! cmp -s "$top/configs/devices/x86_64-softmmu/ivshmem-series.mak" \
+            "$cfgdir/ivshmem-series.mak"; then
+    cp "$top/configs/devices/x86_64-softmmu/ivshmem-series.mak" "$cfgdir/"
+fi
+
+if ! [ -f "$obj/build.ninja" ]; then
+    rm -rf "$obj"
+    mkdir -p "$obj"
+    (
+        cd "$obj"
+        "$src/configure" \
+            --python=/usr/bin/python3 \
+            --target-list=x86_64-softmmu \
+            --without-default-features \
+            --without-default-devices \
+            --with-devices-x86_64=ivshmem-series \
+            --enable-kvm \
+            --enable-trace-backends=log \
+            --disable-docs \
+            --disable-install-blobs \
+            --disable-werror
+    ) > "$build/configure.log" 2>&1 || {
+        tail -n 30 "$build/configure.log" >&2
+        echo "build: configure failed, see $build/configure.log" >&2
+        exit 1
+    }
+fi
+
+# Firmware: Debian's QEMU source has no binary blobs; use seabios and
+# qemu-system-data's option ROMs.
+fw=$obj/qemu-bundle/usr/local/share/qemu
+mkdir -p "$fw"
+for f in /usr/share/seabios/*.bin /usr/share/qemu/linuxboot_dma.bin \
+         /usr/share/qemu/kvmvapic.bin /usr/share/qemu/pvh.bin; do
+    [ -e "$f" ] && ln -sf "$f" "$fw/"
+done
+
+targets="qemu-system-x86_64 contrib/ivshmem-server/ivshmem-server
+         contrib/ivshmem-client/ivshmem-client"
+# Test executables of the series (and only those: the rest of QEMU's
+# test suite is not ours to build).
+targets="$targets $(cd "$obj" && ninja -t targets all |
+    awk -F': ' '$2 == "c_LINKER" && $1 ~ /^tests\/[a-z]+\/(test-)?ivshmem/ { print $1 }')"
+# shellcheck disable=SC2086
+ninja -C "$obj" $targets

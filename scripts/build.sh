@@ -23,6 +23,9 @@ base=$("$top/scripts/fetch-base.sh")
 echo "build: base $(cat "$base/.ivshmem-base-version" 2>/dev/null || cat "$base/VERSION") at $base"
 
 mkdir -p "$build"
+# One build at a time per build directory: the overlay rewrites build/src.
+exec 9> "$build/.lock"
+flock 9
 echo "$base" > "$build/base-path"
 "$top/scripts/overlay.sh" "$base" "$src"
 
@@ -72,4 +75,5 @@ targets="qemu-system-x86_64 contrib/ivshmem-server/ivshmem-server
 targets="$targets $(cd "$obj" && ninja -t targets all |
     awk -F': ' '$2 == "c_LINKER" && $1 ~ /^tests\/[a-z]+\/(test-)?ivshmem/ { print $1 }')"
 # shellcheck disable=SC2086
-ninja -C "$obj" $targets
+# -k 0: one broken target does not hold back the others.
+ninja -k 0 -C "$obj" $targets

@@ -180,6 +180,24 @@ static void ivshmem_release_master(IvshmemState *s)
     s->is_master = false;
 }
 
+bool ivshmem_check_size(uint64_t size, const char *shm_desc, Error **errp)
+{
+    uint64_t below;
+
+    /* BARs are naturally aligned powers of two; so is the ABI's BAR2. */
+    if (is_power_of_2(size)) {
+        return true;
+    }
+    below = pow2floor(size);
+    error_setg(errp, "%s has size %" PRIu64 ", which is not a power of two",
+               shm_desc, size);
+    if (below) {
+        error_append_hint(errp, "The nearest valid sizes are %" PRIu64
+                          " and %" PRIu64 " bytes.\n", below, below << 1);
+    }
+    return false;
+}
+
 bool ivshmem_common_realize(IvshmemState *s, MemoryRegion *shm, int shm_fd,
                             const char *shm_desc, bool may_master,
                             const char *why_not, Error **errp)
@@ -187,14 +205,7 @@ bool ivshmem_common_realize(IvshmemState *s, MemoryRegion *shm, int shm_fd,
     PCIDevice *pdev = PCI_DEVICE(s);
     uint64_t size = memory_region_size(shm);
 
-    /* BARs are naturally aligned powers of two; so is the ABI's BAR2. */
-    if (!is_power_of_2(size)) {
-        uint64_t below = pow2floor(size);
-
-        error_setg(errp, "%s has size %" PRIu64 ", which is not a power "
-                   "of two", shm_desc, size);
-        error_append_hint(errp, "The nearest valid sizes are %" PRIu64
-                          " and %" PRIu64 " bytes.\n", below, below << 1);
+    if (!ivshmem_check_size(size, shm_desc, errp)) {
         return false;
     }
 

@@ -56,6 +56,12 @@ struct IvshmemClass {
 };
 
 /*
+ * Check that a shared memory of @size bytes can be BAR2: a power of two.
+ * @shm_desc names the memory for the error, as below.
+ */
+bool ivshmem_check_size(uint64_t size, const char *shm_desc, Error **errp);
+
+/*
  * Finish realizing a device whose front end has obtained its shared
  * memory: check the size, decide master, map BAR0 and BAR2 and set up
  * migration.  @shm_desc names where the memory came from, for errors

@@ -30,7 +30,7 @@
 /* DOORBELL: destination peer in bits 31..16, vector in bits 15..0. */
 #define IVSHMEM_DOORBELL_PEER(val)      (((val) >> 16) & 0xffff)
 #define IVSHMEM_DOORBELL_VECTOR(val)    ((val) & 0xffff)
-#define IVSHMEM_DOORBELL(peer, vector)  \
+#define IVSHMEM_DOORBELL_VALUE(peer, vector) \
     ((((uint32_t)(peer) & 0xffff) << 16) | ((uint32_t)(vector) & 0xffff))
 
 /*

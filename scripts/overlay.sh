@@ -27,6 +27,11 @@ die() {
 
 [ -f "$base/VERSION" ] || die "$base is not a QEMU tree"
 
+# One overlay at a time per tree: the staging tree is shared.
+mkdir -p "$(dirname "$src")"
+exec 8> "$src.lock"
+flock 8
+
 rm -rf "$stage"
 cp -al "$base" "$stage"
 rm -rf "$stage/.pc"

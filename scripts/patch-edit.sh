@@ -33,6 +33,18 @@ open)
             cp "$base/$f" "$dir/b/$f"
         fi
     done
+    # Patches are stacked: apply the earlier ones that touch these files
+    # to both sides first, so the diff is against what they leave.
+    for p in "$top"/patches/*.patch; do
+        [ "$p" \< "$patch" ] || continue
+        for f in $files "$@"; do
+            if grep -q "^+++ b/$f\$" "$p"; then
+                patch -d "$dir/a" -p1 -s --no-backup-if-mismatch < "$p"
+                patch -d "$dir/b" -p1 -s --no-backup-if-mismatch < "$p"
+                break
+            fi
+        done
+    done
     grep -q "^+++ " "$patch" 2>/dev/null && patch -d "$dir/b" -p1 -s --no-backup-if-mismatch < "$patch"
     echo "$dir/b"
     ;;

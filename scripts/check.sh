@@ -1,0 +1,29 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Build, then run the series' tests: the layout checks, and every unit
+# test and qtest of the "ivshmem" suite through meson's test runner.  Ends
+# with a "N passed, N failed, N skipped" line counting TAP test cases, and
+# exits non-zero on any failure.
+#
+# Extra arguments go to `meson test` (for instance --repeat 3 or a name).
+
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD:-$top/build}
+obj=$build/qemu
+
+"$top/scripts/build.sh" || { echo "check: the build failed"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+
+layout=$build/layout.tap
+"$top/scripts/check-layout.sh" "$(cat "$build/base-path")" "$build/src" "$obj" > "$layout"
+cat "$layout"
+
+rm -f "$obj/meson-logs/testlog.json"
+# Test programs run in parallel; every one bounds its own waits.
+(cd "$obj" && meson test --no-rebuild --suite ivshmem --print-errorlogs \
+     --num-processes "$(nproc)" "$@")
+echo
+echo "=== summary"
+python3 "$top/scripts/summarize-tests.py" "$obj/meson-logs/testlog.json" "$layout"

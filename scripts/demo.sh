@@ -1,0 +1,6 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Run the demo against the build (see scripts/demo.py).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+exec python3 "$top/scripts/demo.py" "${BUILD:-$top/build}/qemu"

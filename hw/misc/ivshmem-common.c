@@ -104,6 +104,13 @@ static const MemoryRegionOps ivshmem_reg_ops = {
     },
 };
 
+const char *ivshmem_device_name(IvshmemState *s)
+{
+    DeviceState *dev = DEVICE(s);
+
+    return dev->id ? dev->id : object_get_typename(OBJECT(s));
+}
+
 void ivshmem_common_reset(IvshmemState *s)
 {
     s->intrmask = 0;
@@ -223,7 +230,7 @@ bool ivshmem_common_realize(IvshmemState *s, MemoryRegion *shm, int shm_fd,
                    "so migrating it would lose that memory's contents; "
                    "migrate with master=on on exactly one device per shared "
                    "memory, or unplug this device first",
-                   DEVICE(s)->id ? DEVICE(s)->id : object_get_typename(OBJECT(s)));
+                   ivshmem_device_name(s));
         if (migrate_add_blocker(&s->migration_blocker, errp) < 0) {
             ivshmem_release_master(s);
             s->shm = NULL;
@@ -282,7 +289,7 @@ static int ivshmem_registers_post_load(void *opaque, int version_id)
 
     if (s->migrated_ivposition != s->ivposition) {
         error_report("ivshmem device '%s': the guest has peer ID %u, but "
-                     "this device has peer ID %u", DEVICE(s)->id,
+                     "this device has peer ID %u", ivshmem_device_name(s),
                      s->migrated_ivposition, s->ivposition);
         return -EINVAL;
     }

@@ -951,7 +951,7 @@ static int ivshmem_doorbell_id_post_load(void *opaque, int version_id)
         error_report("ivshmem-doorbell '%s': the guest has peer ID %u, but "
                      "the ivshmem server on chardev '%s' gave this device "
                      "peer ID %u; a guest's peer ID cannot change",
-                     DEVICE(s)->id ? DEVICE(s)->id : "", s->migrated_id,
+                     ivshmem_device_name(IVSHMEM_COMMON(s)), s->migrated_id,
                      ivshmem_chardev_name(s), ivshmem_own_id(s));
         return -EINVAL;
     }
@@ -961,13 +961,17 @@ static int ivshmem_doorbell_id_post_load(void *opaque, int version_id)
 /*
  * The peer ID, sent at the start of migration (early_setup): a destination
  * whose server assigned a different ID fails the migration while the
- * source is still running, before any RAM is copied.
+ * source is still running, before any RAM is copied.  The priority sorts
+ * it ahead of RAM's setup section, which would otherwise fail first, with
+ * a less helpful message, on the shared memory a non-master destination
+ * does not migrate.
  */
 static const VMStateDescription vmstate_ivshmem_doorbell_id = {
     .name = "ivshmem-doorbell-id",
     .version_id = 1,
     .minimum_version_id = 1,
     .early_setup = true,
+    .priority = MIG_PRI_IOMMU,
     .pre_save = ivshmem_doorbell_id_pre_save,
     .post_load = ivshmem_doorbell_id_post_load,
     .fields = (const VMStateField[]) {

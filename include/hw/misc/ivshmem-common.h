@@ -78,6 +78,9 @@ bool ivshmem_common_realize(IvshmemState *s, MemoryRegion *shm, int shm_fd,
 /* Undo ivshmem_common_realize(). */
 void ivshmem_common_unrealize(IvshmemState *s);
 
+/* The device's id, or its type name when it has none: for messages. */
+const char *ivshmem_device_name(IvshmemState *s);
+
 /* Put the registers to their reset values. */
 void ivshmem_common_reset(IvshmemState *s);
 

@@ -345,9 +345,14 @@ static void ivshmem_own_vectors_start(IvshmemDoorbellState *s)
     if (ivshmem_use_irqfd(s)) {
         KVMRouteChange c = kvm_irqchip_begin_route_changes(kvm_state);
 
+        /*
+         * The routes start empty: the guest has not enabled MSI-X yet, so
+         * there is no message to read.  ivshmem_vector_unmask() fills in
+         * the guest's message before a route is used.
+         */
         for (uint32_t v = 0; v < s->vectors; v++) {
             if (ivshmem_own_notifier(s, v)) {
-                s->own[v].virq = kvm_irqchip_add_msi_route(&c, v, pdev);
+                s->own[v].virq = kvm_irqchip_add_msi_route(&c, v, NULL);
             }
         }
         kvm_irqchip_commit_route_changes(&c);
@@ -800,6 +805,21 @@ static bool ivshmem_check_chardev(IvshmemDoorbellState *s,
         return false;
     }
     sc = SOCKET_CHARDEV(chr);
+    /*
+     * A client chardev is disconnected when a device on it was unplugged
+     * (the server must forget that peer), so connect it again.  Connecting
+     * to a unix socket does not block; waiting for a client to connect to
+     * a listening chardev would, so that is an error instead.
+     */
+    if (!qemu_chr_fe_backend_connected(&s->chr) && !sc->is_listen) {
+        Error *err = NULL;
+
+        if (qemu_chr_fe_wait_connected(&s->chr, &err) < 0) {
+            error_propagate_prepend(errp, err, "cannot connect chardev '%s' "
+                                    "to the ivshmem server: ", chr->label);
+            return false;
+        }
+    }
     if (!qemu_chr_fe_backend_connected(&s->chr) || !sc->sioc) {
         error_setg(errp, "chardev '%s' is not connected to an ivshmem server",
                    chr->label);
@@ -817,6 +837,14 @@ static void ivshmem_doorbell_cleanup(IvshmemDoorbellState *s)
 
     qemu_chr_fe_set_handlers(&s->chr, NULL, NULL, NULL, NULL, NULL, NULL,
                              true);
+    /*
+     * Leave the server: it frees our ID and tells the other peers, and a
+     * connection that a failed handshake left in the middle of a message
+     * is not reused.
+     */
+    if (qemu_chr_fe_backend_connected(&s->chr)) {
+        qemu_chr_fe_disconnect(&s->chr);
+    }
     ivshmem_own_vectors_stop(s);
     g_clear_pointer(&s->ioeventfd_bh, qemu_bh_delete);
     g_clear_pointer(&s->server_lost_bh, qemu_bh_delete);

@@ -453,15 +453,19 @@ static void ivshmem_add_vector(IvshmemDoorbellState *s, uint16_t id, int fd)
  */
 static void ivshmem_count_run(IvshmemDoorbellState *s, int64_t id)
 {
-    if (s->server_vectors || id == ivshmem_own_id(s)) {
+    if (s->server_vectors) {
         return;
     }
-    if (s->run_peer < 0) {
+    if (s->run_peer < 0 && id != ivshmem_own_id(s)) {
         s->run_peer = id;
+    }
+    if (s->run_peer < 0) {
+        return;         /* no other peer: our own fds came first */
     }
     if (id == s->run_peer) {
         s->run_len++;
     } else {
+        /* The next peer's, or our own, fds end the first peer's run. */
         s->server_vectors = s->run_len;
     }
 }

@@ -1,2 +1,434 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * ivshmem-client: join an ivshmem-server as a peer and run commands on
+ * the shared memory and the doorbells, from the command line (scripts)
+ * or from standard input (interactive).
+ */
+
 #include "qemu/osdep.h"
-int main(void) { return 0; }
+#include <getopt.h>
+#include <poll.h>
+#include "qapi/error.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+#include "ivshmem-client.h"
+
+#define DEFAULT_SOCKET          "/tmp/ivshmem_socket"
+#define DEFAULT_SETUP_TIMEOUT   5000
+/* Without the setup-end marker, this much silence ends the setup. */
+#define SETUP_QUIET_MS          200
+#define DEFAULT_READ_LEN        16
+#define MAX_READ_LEN            (64 * 1024)
+
+typedef struct Options {
+    const char *socket_path;
+    GPtrArray *commands;
+    int setup_timeout;
+    bool verbose;
+} Options;
+
+typedef enum CmdResult {
+    CMD_OK,
+    CMD_FAILED,
+    CMD_QUIT,
+} CmdResult;
+
+static const char *progname = "ivshmem-client";
+
+static void usage(void)
+{
+    printf("Usage: %s [OPTION]... [COMMAND]...\n"
+           "Join an ivshmem-server as a peer.  Each COMMAND argument (and "
+           "each -c)\nis one command; they run in order, then the client "
+           "exits.  Without\ncommands, they are read from standard input, "
+           "one per line.\n\n"
+           "Options:\n"
+           "  -S, --socket PATH      server socket (default %s)\n"
+           "  -c, --command CMD      run CMD (may be repeated)\n"
+           "  -t, --timeout MS       how long to wait for the server's "
+           "setup\n"
+           "                         (default %d)\n"
+           "  -v, --verbose          report peers as they come and go\n"
+           "  -h, --help             show this help and exit\n\n"
+           "Commands:\n"
+           "  ring PEER VECTOR       interrupt PEER on VECTOR\n"
+           "  wait VECTOR [TIMEOUT]  wait for own VECTOR, TIMEOUT in ms "
+           "(default:\n"
+           "                         forever); fails on timeout\n"
+           "  dump                   own ID, peers and their vector counts\n"
+           "  read OFFSET [LEN]      hex dump of LEN bytes of shared memory "
+           "(default %d)\n"
+           "  write OFFSET STRING    copy STRING (the rest of the line) to "
+           "OFFSET\n"
+           "  quit                   exit\n"
+           "Numbers may be decimal, 0x hexadecimal or 0 octal.\n",
+           progname, DEFAULT_SOCKET, DEFAULT_SETUP_TIMEOUT,
+           DEFAULT_READ_LEN);
+}
+
+static void notify(void *opaque, IvshmemClientEvent event, unsigned id,
+                   unsigned vector)
+{
+    switch (event) {
+    case IVSHMEM_CLIENT_SETUP_DONE:
+        printf("setup done, own ID %u\n", id);
+        break;
+    case IVSHMEM_CLIENT_PEER_VECTOR:
+        printf("peer %u: vector %u\n", id, vector);
+        break;
+    case IVSHMEM_CLIENT_PEER_GONE:
+        printf("peer %u: gone\n", id);
+        break;
+    }
+    fflush(stdout);
+}
+
+/* Commands */
+
+static bool arg_u64(const char *what, const char *str, uint64_t *val)
+{
+    if (!str || qemu_strtou64(str, NULL, 0, val) < 0) {
+        error_report("invalid %s '%s'", what, str ? str : "(missing)");
+        return false;
+    }
+    return true;
+}
+
+static bool arg_uint(const char *what, const char *str, unsigned max,
+                       unsigned *val)
+{
+    uint64_t v;
+
+    if (!arg_u64(what, str, &v)) {
+        return false;
+    }
+    if (v > max) {
+        error_report("%s %" PRIu64 " is out of range (at most %u)", what, v,
+                     max);
+        return false;
+    }
+    *val = v;
+    return true;
+}
+
+/* Bounds-checked pointer into the shared memory. */
+static uint8_t *shm_range(IvshmemClient *c, uint64_t offset, uint64_t len)
+{
+    uint64_t size;
+    uint8_t *shm = ivshmem_client_get_shm(c, &size);
+
+    if (offset > size || len > size - offset) {
+        error_report("%" PRIu64 " bytes at offset %" PRIu64 " do not fit "
+                     "in %" PRIu64 " bytes of shared memory", len, offset,
+                     size);
+        return NULL;
+    }
+    return shm + offset;
+}
+
+static CmdResult cmd_ring(IvshmemClient *c, char **argv)
+{
+    Error *err = NULL;
+    unsigned peer, vector;
+
+    if (!arg_uint("peer", argv[1], IVSHMEM_MAX_PEER_ID, &peer) ||
+        !arg_uint("vector", argv[1] ? argv[2] : NULL,
+                    IVSHMEM_MAX_VECTORS - 1, &vector)) {
+        return CMD_FAILED;
+    }
+    if (!ivshmem_client_ring(c, peer, vector, &err)) {
+        error_report_err(err);
+        return CMD_FAILED;
+    }
+    return CMD_OK;
+}
+
+static CmdResult cmd_wait(IvshmemClient *c, char **argv)
+{
+    Error *err = NULL;
+    unsigned vector, timeout = 0;
+    int ret;
+
+    if (!arg_uint("vector", argv[1], IVSHMEM_MAX_VECTORS - 1, &vector) ||
+        (argv[1] && argv[2] &&
+         !arg_uint("timeout", argv[2], INT_MAX, &timeout))) {
+        return CMD_FAILED;
+    }
+    ret = ivshmem_client_wait(c, vector, argv[1] && argv[2] ? timeout : -1,
+                              &err);
+    if (ret < 0) {
+        error_report_err(err);
+        return CMD_FAILED;
+    }
+    printf("vector %u: %s\n", vector, ret ? "interrupt" : "timeout");
+    return ret ? CMD_OK : CMD_FAILED;
+}
+
+static CmdResult cmd_dump(IvshmemClient *c, char **argv)
+{
+    unsigned n, i, *ids;
+    uint64_t size;
+
+    ivshmem_client_get_shm(c, &size);
+    printf("own ID %d, %d vector(s), %" PRIu64 " bytes of shared memory\n",
+           ivshmem_client_get_id(c),
+           ivshmem_client_peer_vectors(c, ivshmem_client_get_id(c)), size);
+    n = ivshmem_client_get_peers(c, NULL, 0);
+    ids = g_new(unsigned, n + 1);
+    ivshmem_client_get_peers(c, ids, n);
+    printf("%u peer(s)\n", n);
+    for (i = 0; i < n; i++) {
+        printf("peer %u: %d vector(s)\n", ids[i],
+               ivshmem_client_peer_vectors(c, ids[i]));
+    }
+    g_free(ids);
+    return CMD_OK;
+}
+
+static CmdResult cmd_read(IvshmemClient *c, char **argv)
+{
+    uint64_t offset, len = DEFAULT_READ_LEN, i;
+    uint8_t *p;
+
+    if (!arg_u64("offset", argv[1], &offset) ||
+        (argv[1] && argv[2] && !arg_u64("length", argv[2], &len))) {
+        return CMD_FAILED;
+    }
+    if (len > MAX_READ_LEN) {
+        error_report("at most %d bytes at a time", MAX_READ_LEN);
+        return CMD_FAILED;
+    }
+    p = shm_range(c, offset, len);
+    if (!p) {
+        return CMD_FAILED;
+    }
+    for (i = 0; i < len; i++) {
+        if (i % 16 == 0) {
+            printf("%s%08" PRIx64 ":", i ? "\n" : "", offset + i);
+        }
+        printf(" %02x", p[i]);
+    }
+    printf("\n");
+    return CMD_OK;
+}
+
+/* Skip a word and the one blank after it. */
+static const char *skip_word(const char *p)
+{
+    p += strcspn(p, " \t");
+    return *p ? p + 1 : p;
+}
+
+static CmdResult cmd_write(IvshmemClient *c, char **argv, const char *line)
+{
+    const char *str;
+    uint64_t offset;
+    uint8_t *p;
+
+    if (!arg_u64("offset", argv[1], &offset)) {
+        return CMD_FAILED;
+    }
+    /* The string is the rest of the line, blanks and all. */
+    str = line + strspn(line, " \t");
+    str = skip_word(str);
+    str += strspn(str, " \t");
+    str = skip_word(str);
+    p = shm_range(c, offset, strlen(str));
+    if (!p) {
+        return CMD_FAILED;
+    }
+    memcpy(p, str, strlen(str));
+    return CMD_OK;
+}
+
+/* The words of @line, without the empty ones that repeated blanks make. */
+static GStrv split_words(const char *line)
+{
+    g_auto(GStrv) all = g_strsplit_set(line, " \t", -1);
+    GPtrArray *words = g_ptr_array_new();
+    char **p;
+
+    for (p = all; *p; p++) {
+        if (**p) {
+            g_ptr_array_add(words, g_strdup(*p));
+        }
+    }
+    g_ptr_array_add(words, NULL);
+    return (GStrv)g_ptr_array_free(words, false);
+}
+
+static CmdResult run_command(IvshmemClient *c, const char *line)
+{
+    g_autofree char *trimmed = g_strchomp(g_strdup(line));
+    g_auto(GStrv) argv = split_words(trimmed);
+    CmdResult ret = CMD_FAILED;
+
+    if (!argv[0] || !*argv[0] || argv[0][0] == '#') {
+        ret = CMD_OK;
+    } else if (!strcmp(argv[0], "ring")) {
+        ret = cmd_ring(c, argv);
+    } else if (!strcmp(argv[0], "wait")) {
+        ret = cmd_wait(c, argv);
+    } else if (!strcmp(argv[0], "dump")) {
+        ret = cmd_dump(c, argv);
+    } else if (!strcmp(argv[0], "read")) {
+        ret = cmd_read(c, argv);
+    } else if (!strcmp(argv[0], "write")) {
+        ret = cmd_write(c, argv, trimmed);
+    } else if (!strcmp(argv[0], "quit")) {
+        ret = CMD_QUIT;
+    } else {
+        error_report("unknown command '%s' (try --help)", argv[0]);
+    }
+    fflush(stdout);
+    return ret;
+}
+
+/* Interactive mode */
+
+/* Run the complete lines in @input; false once "quit" was given. */
+static bool run_lines(IvshmemClient *c, GString *input)
+{
+    char *nl;
+
+    while ((nl = memchr(input->str, '\n', input->len))) {
+        g_autofree char *line = g_strndup(input->str, nl - input->str);
+
+        g_string_erase(input, 0, nl - input->str + 1);
+        if (run_command(c, line) == CMD_QUIT) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Lines from stdin; server messages are handled while waiting for them. */
+static int interactive(IvshmemClient *c)
+{
+    g_autoptr(GString) input = g_string_new(NULL);
+    struct pollfd pfd[2] = {
+        { .fd = STDIN_FILENO, .events = POLLIN },
+        { .fd = ivshmem_client_get_fd(c), .events = POLLIN },
+    };
+    Error *err = NULL;
+    char buf[4096];
+    ssize_t n;
+
+    for (;;) {
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            error_report("poll failed: %s", strerror(errno));
+            return EXIT_FAILURE;
+        }
+        if (pfd[1].revents && !ivshmem_client_handle_readable(c, &err)) {
+            error_report_err(err);
+            return EXIT_FAILURE;
+        }
+        if (!pfd[0].revents) {
+            continue;
+        }
+        n = read(STDIN_FILENO, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            /* A last line without a newline still counts. */
+            g_string_append_c(input, '\n');
+            run_lines(c, input);
+            return n < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        }
+        g_string_append_len(input, buf, n);
+        if (!run_lines(c, input)) {
+            return EXIT_SUCCESS;
+        }
+    }
+}
+
+static int scripted(IvshmemClient *c, GPtrArray *commands)
+{
+    unsigned i;
+
+    for (i = 0; i < commands->len; i++) {
+        switch (run_command(c, g_ptr_array_index(commands, i))) {
+        case CMD_OK:
+            break;
+        case CMD_FAILED:
+            return EXIT_FAILURE;
+        case CMD_QUIT:
+            return EXIT_SUCCESS;
+        }
+    }
+    return EXIT_SUCCESS;
+}
+
+static void parse_args(Options *o, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "socket", required_argument, NULL, 'S' },
+        { "command", required_argument, NULL, 'c' },
+        { "timeout", required_argument, NULL, 't' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    int c, i;
+
+    while ((c = getopt_long(argc, argv, "S:c:t:vh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'S':
+            o->socket_path = optarg;
+            break;
+        case 'c':
+            g_ptr_array_add(o->commands, optarg);
+            break;
+        case 't':
+            if (qemu_strtoi(optarg, NULL, 10, &o->setup_timeout) < 0 ||
+                o->setup_timeout < 0) {
+                error_report("invalid timeout '%s'", optarg);
+                exit(EXIT_FAILURE);
+            }
+            break;
+        case 'v':
+            o->verbose = true;
+            break;
+        case 'h':
+            usage();
+            exit(EXIT_SUCCESS);
+        default:
+            fprintf(stderr, "Try '%s --help' for more information.\n",
+                    progname);
+            exit(EXIT_FAILURE);
+        }
+    }
+    for (i = optind; i < argc; i++) {
+        g_ptr_array_add(o->commands, argv[i]);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    g_autoptr(IvshmemClient) c = ivshmem_client_new();
+    g_autoptr(GPtrArray) commands = g_ptr_array_new();
+    Options o = {
+        .socket_path = DEFAULT_SOCKET,
+        .commands = commands,
+        .setup_timeout = DEFAULT_SETUP_TIMEOUT,
+    };
+    Error *err = NULL;
+
+    error_init(argv[0]);
+    progname = g_path_get_basename(argv[0]);
+    parse_args(&o, argc, argv);
+    if (o.verbose) {
+        ivshmem_client_set_notify(c, notify, NULL);
+    }
+    if (!ivshmem_client_connect(c, o.socket_path, &err) ||
+        !ivshmem_client_wait_setup(c, o.setup_timeout, SETUP_QUIET_MS,
+                                   &err)) {
+        error_report_err(err);
+        return EXIT_FAILURE;
+    }
+    return commands->len ? scripted(c, commands) : interactive(c);
+}

@@ -1,2 +1,476 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * ivshmem-server: command line, logging, daemon mode, signals and
+ * systemd socket activation around the ivshmem-server library.
+ *
+ * docs/tools/ivshmem-server.rst is the user documentation.
+ */
+
 #include "qemu/osdep.h"
-int main(void) { return 0; }
+#include <getopt.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <syslog.h>
+#include "qapi/error.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+#include "ivshmem-server.h"
+
+/* The first fd that systemd passes (SD_LISTEN_FDS_START). */
+#define SYSTEMD_FIRST_FD 3
+
+enum {
+    OPT_SHM_NAME = 256,
+    OPT_SHM_DIR,
+    OPT_SHM_FILE,
+    OPT_MAX_PEERS,
+    OPT_DAEMON,
+    OPT_NO_SETUP_MARKER,
+};
+
+typedef struct Options {
+    IvshmemServerConfig cfg;
+    const char *pidfile;
+    bool daemon;
+    bool verbose;
+    bool use_syslog;
+    bool shm_given;
+    /* Absolute versions of the paths given, owned here. */
+    char *socket_abs;
+    char *shm_abs;
+    char *pidfile_abs;
+} Options;
+
+static const char *progname = "ivshmem-server";
+
+static void usage(void)
+{
+    printf("Usage: %s [OPTION]...\n"
+           "Serve shared memory and interrupts to ivshmem-doorbell devices "
+           "and\nivshmem-client peers.\n\n"
+           "  -S, --socket PATH      Unix socket to listen on\n"
+           "                         (default %s; ignored under systemd\n"
+           "                         socket activation)\n"
+           "      --shm-name NAME    use POSIX shared memory NAME, removed "
+           "at exit\n"
+           "                         (default: an anonymous memfd)\n"
+           "      --shm-dir DIR      create the memory as a file in DIR, "
+           "e.g. a\n"
+           "                         hugetlbfs mount; the name is removed at "
+           "once\n"
+           "      --shm-file PATH    use the file PATH, created if missing "
+           "and kept\n"
+           "                         at exit (persistent contents)\n"
+           "  -M NAME                same as --shm-name\n"
+           "  -m DIR|NAME            --shm-dir if DIR is a directory, else "
+           "--shm-name\n"
+           "  -l, --size SIZE        memory size, a power of two with an "
+           "optional\n"
+           "                         K, M, G or T suffix (default 4M, or "
+           "the size of\n"
+           "                         an existing --shm-file)\n"
+           "  -n, --vectors N        interrupt vectors per peer (default "
+           "%d); every\n"
+           "                         device on this server must use "
+           "vectors=N\n"
+           "      --max-peers N      refuse connections beyond N peers "
+           "(default %d,\n"
+           "                         the maximum)\n"
+           "      --no-setup-marker  do not send the setup-end marker "
+           "(behave like\n"
+           "                         a version 0 server without the "
+           "extension)\n"
+           "      --daemon           detach and log to syslog (default: "
+           "stay in the\n"
+           "                         foreground and log to stderr)\n"
+           "  -F, --foreground       stay in the foreground (the default; "
+           "accepted\n"
+           "                         for compatibility)\n"
+           "  -p, --pidfile PATH     write the process ID to PATH, removed "
+           "at exit\n"
+           "                         (default: none)\n"
+           "  -v, --verbose          log debug messages too (default: off)\n"
+           "  -h, --help             show this help and exit\n",
+           progname, IVSHMEM_SERVER_DEFAULT_SOCKET,
+           IVSHMEM_SERVER_DEFAULT_VECTORS, IVSHMEM_SERVER_DEFAULT_MAX_PEERS);
+}
+
+/* Startup errors: report on stderr and exit. */
+static void G_GNUC_PRINTF(1, 2) G_NORETURN die(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    error_vreport(fmt, ap);
+    va_end(ap);
+    exit(EXIT_FAILURE);
+}
+
+static void G_NORETURN die_error(Error *err)
+{
+    error_report_err(err);
+    exit(EXIT_FAILURE);
+}
+
+static void server_log(void *opaque, IvshmemServerLogLevel level,
+                       const char *msg)
+{
+    static const char *const names[] = {
+        [IVSHMEM_SERVER_LOG_ERROR] = "error",
+        [IVSHMEM_SERVER_LOG_WARNING] = "warning",
+        [IVSHMEM_SERVER_LOG_INFO] = "info",
+        [IVSHMEM_SERVER_LOG_DEBUG] = "debug",
+    };
+    static const int prio[] = {
+        [IVSHMEM_SERVER_LOG_ERROR] = LOG_ERR,
+        [IVSHMEM_SERVER_LOG_WARNING] = LOG_WARNING,
+        [IVSHMEM_SERVER_LOG_INFO] = LOG_INFO,
+        [IVSHMEM_SERVER_LOG_DEBUG] = LOG_DEBUG,
+    };
+    Options *o = opaque;
+    g_autoptr(GDateTime) now = NULL;
+    g_autofree char *stamp = NULL;
+
+    if (level == IVSHMEM_SERVER_LOG_DEBUG && !o->verbose) {
+        return;
+    }
+    if (o->use_syslog) {
+        syslog(prio[level], "%s", msg);
+        return;
+    }
+    now = g_date_time_new_now_local();
+    stamp = g_date_time_format(now, "%Y-%m-%d %H:%M:%S");
+    fprintf(stderr, "%s %s: %s: %s\n", stamp, progname, names[level], msg);
+}
+
+static void G_GNUC_PRINTF(3, 4)
+log_msg(Options *o, IvshmemServerLogLevel level, const char *fmt, ...)
+{
+    g_autofree char *msg = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    server_log(o, level, msg);
+}
+
+static unsigned parse_count(const char *opt, const char *arg,
+                            unsigned long max)
+{
+    unsigned long val;
+
+    if (qemu_strtoul(arg, NULL, 10, &val) < 0 || val < 1 || val > max) {
+        die("%s: '%s' is not a number between 1 and %lu", opt, arg, max);
+    }
+    return val;
+}
+
+static void set_shm(Options *o, IvshmemServerShmKind kind, const char *path)
+{
+    if (o->shm_given) {
+        die("give at most one of --shm-name, --shm-dir, --shm-file, -m, -M");
+    }
+    o->shm_given = true;
+    o->cfg.shm_kind = kind;
+    o->cfg.shm_path = path;
+}
+
+static void parse_option(Options *o, int c, const char *arg)
+{
+    Error *err = NULL;
+
+    switch (c) {
+    case 'S':
+        o->cfg.socket_path = arg;
+        break;
+    case 'M':
+    case OPT_SHM_NAME:
+        set_shm(o, IVSHMEM_SERVER_SHM_POSIX, arg);
+        break;
+    case 'm':
+        /* The old server took a directory here, later also a name. */
+        set_shm(o, g_file_test(arg, G_FILE_TEST_IS_DIR) ?
+                IVSHMEM_SERVER_SHM_DIR : IVSHMEM_SERVER_SHM_POSIX, arg);
+        break;
+    case OPT_SHM_DIR:
+        set_shm(o, IVSHMEM_SERVER_SHM_DIR, arg);
+        break;
+    case OPT_SHM_FILE:
+        set_shm(o, IVSHMEM_SERVER_SHM_FILE, arg);
+        break;
+    case 'l':
+        if (!ivshmem_server_parse_size(arg, &o->cfg.shm_size, &err)) {
+            die_error(err);
+        }
+        break;
+    case 'n':
+        o->cfg.vectors = parse_count("--vectors", arg, IVSHMEM_MAX_VECTORS);
+        break;
+    case OPT_MAX_PEERS:
+        o->cfg.max_peers = parse_count("--max-peers", arg,
+                                       IVSHMEM_SERVER_MAX_PEERS);
+        break;
+    case OPT_NO_SETUP_MARKER:
+        o->cfg.setup_marker = false;
+        break;
+    case OPT_DAEMON:
+        o->daemon = true;
+        break;
+    case 'F':
+        o->daemon = false;
+        break;
+    case 'p':
+        o->pidfile = arg;
+        break;
+    case 'v':
+        o->verbose = true;
+        break;
+    case 'h':
+        usage();
+        exit(EXIT_SUCCESS);
+    default:
+        fprintf(stderr, "Try '%s --help' for more information.\n", progname);
+        exit(EXIT_FAILURE);
+    }
+}
+
+static void parse_args(Options *o, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "socket", required_argument, NULL, 'S' },
+        { "shm-name", required_argument, NULL, OPT_SHM_NAME },
+        { "shm-dir", required_argument, NULL, OPT_SHM_DIR },
+        { "shm-file", required_argument, NULL, OPT_SHM_FILE },
+        { "size", required_argument, NULL, 'l' },
+        { "vectors", required_argument, NULL, 'n' },
+        { "max-peers", required_argument, NULL, OPT_MAX_PEERS },
+        { "no-setup-marker", no_argument, NULL, OPT_NO_SETUP_MARKER },
+        { "daemon", no_argument, NULL, OPT_DAEMON },
+        { "foreground", no_argument, NULL, 'F' },
+        { "pidfile", required_argument, NULL, 'p' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    int c;
+
+    while ((c = getopt_long(argc, argv, "S:M:m:l:n:Fp:vh", longopts,
+                            NULL)) != -1) {
+        parse_option(o, c, optarg);
+    }
+    if (optind < argc) {
+        die("unexpected argument '%s'", argv[optind]);
+    }
+}
+
+/*
+ * systemd socket activation without libsystemd: LISTEN_PID names us and
+ * LISTEN_FDS counts the sockets passed from fd 3 on.  Returns false on
+ * error; *fd is -1 when nothing was passed.
+ */
+static bool systemd_socket(int *fd, Error **errp)
+{
+    const char *pid_str = getenv("LISTEN_PID");
+    const char *fds_str = getenv("LISTEN_FDS");
+    unsigned long pid, nfds;
+    int type = 0, listening = 0;
+    socklen_t len = sizeof(int);
+
+    *fd = -1;
+    if (!pid_str || !fds_str || qemu_strtoul(pid_str, NULL, 10, &pid) < 0 ||
+        pid != getpid()) {
+        return true;
+    }
+    /* The variables are for us alone, not for our children. */
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    if (qemu_strtoul(fds_str, NULL, 10, &nfds) < 0 || nfds != 1) {
+        error_setg(errp, "socket activation: expected one socket, "
+                   "LISTEN_FDS is '%s'", fds_str);
+        return false;
+    }
+    if (getsockopt(SYSTEMD_FIRST_FD, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+        getsockopt(SYSTEMD_FIRST_FD, SOL_SOCKET, SO_ACCEPTCONN, &listening,
+                   &len) < 0 || type != SOCK_STREAM || !listening) {
+        error_setg(errp, "socket activation: fd %d is not a listening "
+                   "stream socket", SYSTEMD_FIRST_FD);
+        return false;
+    }
+    if (fcntl(SYSTEMD_FIRST_FD, F_SETFD, FD_CLOEXEC) < 0) {
+        error_setg_errno(errp, errno, "socket activation: fd %d",
+                         SYSTEMD_FIRST_FD);
+        return false;
+    }
+    *fd = SYSTEMD_FIRST_FD;
+    return true;
+}
+
+/* Many peers need many fds: take all that we are allowed. */
+static void raise_fd_limit(Options *o)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == rl.rlim_max) {
+        return;
+    }
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        log_msg(o, IVSHMEM_SERVER_LOG_WARNING, "cannot raise the fd limit: %s",
+                strerror(errno));
+    }
+}
+
+/* Stay in the server's directory only by absolute paths. */
+static void absolute_paths(Options *o)
+{
+    if (o->cfg.socket_path) {
+        o->socket_abs = g_canonicalize_filename(o->cfg.socket_path, NULL);
+        o->cfg.socket_path = o->socket_abs;
+    }
+    if (o->cfg.shm_path && o->cfg.shm_kind != IVSHMEM_SERVER_SHM_POSIX) {
+        o->shm_abs = g_canonicalize_filename(o->cfg.shm_path, NULL);
+        o->cfg.shm_path = o->shm_abs;
+    }
+    if (o->pidfile) {
+        o->pidfile_abs = g_canonicalize_filename(o->pidfile, NULL);
+        o->pidfile = o->pidfile_abs;
+    }
+}
+
+static void write_pidfile(Options *o)
+{
+    Error *err = NULL;
+
+    if (o->pidfile && !qemu_write_pidfile(o->pidfile, &err)) {
+        die_error(err);
+    }
+}
+
+/*
+ * The parent exits only once the child serves (with 0) or has failed
+ * (with 1), so that scripts can rely on the socket and the pidfile.
+ */
+static void daemonize(Options *o)
+{
+    int pipefd[2], devnull;
+    char c = 0;
+    ssize_t n;
+    pid_t pid;
+
+    if (!g_unix_open_pipe(pipefd, FD_CLOEXEC, NULL)) {
+        die("cannot create a pipe: %s", strerror(errno));
+    }
+    pid = fork();
+    if (pid < 0) {
+        die("cannot fork: %s", strerror(errno));
+    }
+    if (pid > 0) {
+        close(pipefd[1]);
+        do {
+            n = read(pipefd[0], &c, 1);
+        } while (n < 0 && errno == EINTR);
+        _exit(n == 1 ? EXIT_SUCCESS : EXIT_FAILURE);
+    }
+    close(pipefd[0]);
+    if (setsid() < 0 || chdir("/") < 0) {
+        die("cannot detach: %s", strerror(errno));
+    }
+    write_pidfile(o);
+    devnull = open("/dev/null", O_RDWR);
+    if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 ||
+        dup2(devnull, STDOUT_FILENO) < 0 || dup2(devnull, STDERR_FILENO) < 0) {
+        die("cannot redirect to /dev/null: %s", strerror(errno));
+    }
+    if (devnull > STDERR_FILENO) {
+        close(devnull);
+    }
+    openlog(progname, LOG_PID, LOG_DAEMON);
+    o->use_syslog = true;
+    if (write(pipefd[1], &c, 1) != 1) {
+        log_msg(o, IVSHMEM_SERVER_LOG_WARNING, "cannot notify the parent: %s",
+                strerror(errno));
+    }
+    close(pipefd[1]);
+}
+
+/* SIGTERM and SIGINT become readable events of the loop. */
+static int signals_fd(void)
+{
+    sigset_t mask;
+    int fd;
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
+        die("cannot block signals: %s", strerror(errno));
+    }
+    fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (fd < 0) {
+        die("cannot create a signalfd: %s", strerror(errno));
+    }
+    return fd;
+}
+
+static void log_signal(Options *o, int sfd)
+{
+    struct signalfd_siginfo info;
+
+    if (read(sfd, &info, sizeof(info)) == sizeof(info)) {
+        log_msg(o, IVSHMEM_SERVER_LOG_INFO, "%s received, shutting down",
+                strsignal(info.ssi_signo));
+    }
+}
+
+int main(int argc, char **argv)
+{
+    g_autoptr(IvshmemServer) server = NULL;
+    Options o = { 0 };
+    Error *err = NULL;
+    int sfd;
+    bool ok;
+
+    error_init(argv[0]);
+    progname = g_path_get_basename(argv[0]);
+    ivshmem_server_config_init(&o.cfg);
+    o.cfg.log = server_log;
+    o.cfg.log_opaque = &o;
+    parse_args(&o, argc, argv);
+    if (!systemd_socket(&o.cfg.listen_fd, &err)) {
+        die_error(err);
+    }
+    absolute_paths(&o);
+    raise_fd_limit(&o);
+    /* A peer that goes away must not kill us when we write to it. */
+    signal(SIGPIPE, SIG_IGN);
+    /* Before detaching, so that errors reach the terminal. */
+    server = ivshmem_server_new(&o.cfg, &err);
+    if (!server) {
+        die_error(err);
+    }
+    if (o.daemon) {
+        daemonize(&o);
+    } else {
+        write_pidfile(&o);
+    }
+    sfd = signals_fd();
+    ok = ivshmem_server_run(server, sfd, &err);
+    if (ok) {
+        log_signal(&o, sfd);
+    } else {
+        log_msg(&o, IVSHMEM_SERVER_LOG_ERROR, "%s", error_get_pretty(err));
+        error_free(err);
+    }
+    close(sfd);
+    g_clear_pointer(&server, ivshmem_server_free);
+    if (o.pidfile && unlink(o.pidfile) < 0) {
+        log_msg(&o, IVSHMEM_SERVER_LOG_WARNING, "cannot remove %s: %s",
+                o.pidfile, strerror(errno));
+    }
+    g_free(o.socket_abs);
+    g_free(o.shm_abs);
+    g_free(o.pidfile_abs);
+    return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+}

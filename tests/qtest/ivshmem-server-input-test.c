@@ -1,2 +1,644 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * qtest for ivshmem-doorbell against a misbehaving ivshmem server.
+ *
+ * A scripted fake server (ivshmem-utils.c) feeds the device bad input:
+ * during realize (wrong version, bad IDs, bad or missing shared memory,
+ * end of file after every message of the handshake, half a message,
+ * silence) realize must fail with a clear error, both at startup and
+ * through device_add, and leave QEMU responsive without leaking file
+ * descriptors; after realize (a second shared memory, more eventfds than
+ * vectors, disconnects for unknown peers and for the device itself,
+ * out-of-range IDs) the device must ignore the message, close whatever fd
+ * came with it and keep working.
+ */
+
 #include "qemu/osdep.h"
-int main(int argc, char **argv) { g_test_init(&argc, &argv, NULL); return g_test_run(); }
+#include "ivshmem-utils.h"
+#include "qemu/bswap.h"
+#include "libqos/pci-pc.h"
+#include "qobject/qdict.h"
+
+#define SLOT        4
+#define SHM_SIZE    (1 * MiB)
+#define OWN_ID      1
+#define PEER_ID     3
+
+/* The good handshake for vectors=2 and one peer is this many messages. */
+#define GOOD_STEPS  7
+
+typedef struct BadSetup {
+    const char *name;
+    void (*script)(IvsFake *f, const struct BadSetup *c);
+    uint64_t shm_size;          /* 0: SHM_SIZE */
+    bool empty_shm;             /* a shared memory of size 0 */
+    int eof_after;              /* for script_eof */
+    unsigned timeout_ms;        /* setup-timeout-ms, 0: default */
+    const char *error;
+    const char *error2;         /* also expected, or NULL */
+    bool hotplug;
+} BadSetup;
+
+static void script_good_prefix(IvsFake *f, int steps)
+{
+    int i;
+
+    /*
+     * Push the first @steps messages of the good handshake: version, ID,
+     * memory, the peer's two vectors, our two vectors.
+     */
+    for (i = 0; i < steps; i++) {
+        switch (i) {
+        case 0:
+            ivs_fake_push(f, IVSHMEM_PROTOCOL_VERSION, IVS_FD_NONE);
+            break;
+        case 1:
+            ivs_fake_push(f, OWN_ID, IVS_FD_NONE);
+            break;
+        case 2:
+            ivs_fake_push(f, IVSHMEM_MSG_SHM, IVS_FD_SHM);
+            break;
+        case 3:
+        case 4:
+            ivs_fake_push(f, PEER_ID, IVS_FD_EVENTFD);
+            break;
+        default:
+            ivs_fake_push(f, OWN_ID, IVS_FD_EVENTFD);
+            break;
+        }
+    }
+}
+
+static void script_wrong_version(IvsFake *f, const BadSetup *c)
+{
+    ivs_fake_push(f, 1, IVS_FD_NONE);
+}
+
+static void script_version_with_fd(IvsFake *f, const BadSetup *c)
+{
+    ivs_fake_push(f, IVSHMEM_PROTOCOL_VERSION, IVS_FD_OTHER);
+}
+
+static void script_id_too_big(IvsFake *f, const BadSetup *c)
+{
+    ivs_fake_push(f, IVSHMEM_PROTOCOL_VERSION, IVS_FD_NONE);
+    ivs_fake_push(f, 65536, IVS_FD_NONE);
+}
+
+static void script_id_negative(IvsFake *f, const BadSetup *c)
+{
+    ivs_fake_push(f, IVSHMEM_PROTOCOL_VERSION, IVS_FD_NONE);
+    ivs_fake_push(f, -2, IVS_FD_NONE);
+}
+
+static void script_shm_without_fd(IvsFake *f, const BadSetup *c)
+{
+    ivs_fake_push(f, IVSHMEM_PROTOCOL_VERSION, IVS_FD_NONE);
+    ivs_fake_push(f, OWN_ID, IVS_FD_NONE);
+    ivs_fake_push(f, IVSHMEM_MSG_SHM, IVS_FD_NONE);
+}
+
+static void script_peer_instead_of_shm(IvsFake *f, const BadSetup *c)
+{
+    ivs_fake_push(f, IVSHMEM_PROTOCOL_VERSION, IVS_FD_NONE);
+    ivs_fake_push(f, OWN_ID, IVS_FD_NONE);
+    ivs_fake_push(f, PEER_ID, IVS_FD_EVENTFD);
+}
+
+static void script_shm_is_not_memory(IvsFake *f, const BadSetup *c)
+{
+    ivs_fake_push(f, IVSHMEM_PROTOCOL_VERSION, IVS_FD_NONE);
+    ivs_fake_push(f, OWN_ID, IVS_FD_NONE);
+    ivs_fake_push(f, IVSHMEM_MSG_SHM, IVS_FD_OTHER);
+}
+
+static void script_full(IvsFake *f, const BadSetup *c)
+{
+    script_good_prefix(f, GOOD_STEPS);
+}
+
+static void script_eof(IvsFake *f, const BadSetup *c)
+{
+    script_good_prefix(f, c->eof_after);
+    ivs_fake_push_close(f);
+}
+
+static void script_half_message(IvsFake *f, const BadSetup *c)
+{
+    static const uint8_t half[4] = { 0 };
+
+    script_good_prefix(f, 3);
+    ivs_fake_push_raw(f, half, sizeof(half));
+    ivs_fake_push_close(f);
+}
+
+static void script_silence(IvsFake *f, const BadSetup *c)
+{
+}
+
+static void script_silence_midway(IvsFake *f, const BadSetup *c)
+{
+    /* Our first vector, then nothing: the device has two. */
+    script_good_prefix(f, GOOD_STEPS - 1);
+}
+
+static void script_bad_peer_id(IvsFake *f, const BadSetup *c)
+{
+    script_good_prefix(f, 3);
+    ivs_fake_push(f, -7, IVS_FD_EVENTFD);
+}
+
+static void script_self_gone(IvsFake *f, const BadSetup *c)
+{
+    script_good_prefix(f, 5);
+    ivs_fake_push(f, OWN_ID, IVS_FD_NONE);
+}
+
+static const BadSetup bad_setups[] = {
+    {
+        .name = "wrong-version",
+        .script = script_wrong_version,
+        .error = "speaks protocol version 1",
+    }, {
+        .name = "version-with-fd",
+        .script = script_version_with_fd,
+        .error = "protocol version 0 (with a file descriptor)",
+    }, {
+        .name = "id-too-big",
+        .script = script_id_too_big,
+        .error = "invalid peer ID 65536",
+    }, {
+        .name = "id-negative",
+        .script = script_id_negative,
+        .error = "invalid peer ID -2",
+    }, {
+        .name = "shm-without-fd",
+        .script = script_shm_without_fd,
+        .error = "without a file descriptor where the shared memory was "
+                 "expected",
+    }, {
+        .name = "peer-instead-of-shm",
+        .script = script_peer_instead_of_shm,
+        .error = "where the shared memory was expected",
+    }, {
+        .name = "shm-not-power-of-two",
+        .script = script_full,
+        .shm_size = 3 * MiB,
+        .error = "has size 3145728, which is not a power of two",
+    }, {
+        .name = "shm-odd-size",
+        .script = script_full,
+        .shm_size = 4097,
+        .error = "has size 4097, which is not a power of two",
+    }, {
+        .name = "shm-empty",
+        .script = script_full,
+        .empty_shm = true,
+        .error = "is empty",
+    }, {
+        .name = "shm-not-memory",
+        .script = script_shm_is_not_memory,
+        .error = "the shared memory from chardev 'c0'",
+    }, {
+        .name = "half-message",
+        .script = script_half_message,
+        .error = "closed the connection during the handshake",
+    }, {
+        .name = "bad-peer-id",
+        .script = script_bad_peer_id,
+        .error = "invalid message -7 during setup",
+    }, {
+        .name = "self-disconnected",
+        .script = script_self_gone,
+        .error = "disconnected this device during setup",
+    }, {
+        .name = "silence",
+        .script = script_silence,
+        .timeout_ms = 500,
+        .error = "did not complete the handshake within 500 ms",
+    }, {
+        .name = "silence-midway",
+        .script = script_silence_midway,
+        .timeout_ms = 500,
+        .error = "did not complete the handshake within 500 ms",
+        .error2 = "1 of the 2 vectors",
+    },
+};
+
+static void run_bad_setup(const void *opaque)
+{
+    const BadSetup *c = opaque;
+    IvsFake *f = ivs_fake_new(c->empty_shm ? 0 : c->shm_size ?: SHM_SIZE);
+    g_autofree char *props = c->timeout_ms ?
+        g_strdup_printf(",setup-timeout-ms=%u", c->timeout_ms) : g_strdup("");
+
+    c->script(f, c);
+    ivs_fake_start(f);
+
+    if (!c->hotplug) {
+        g_autofree char *args = NULL;
+
+        args = g_strdup_printf("-machine pc -chardev socket,id=c0,path=%s "
+                               "-device ivshmem-doorbell,chardev=c0,"
+                               "vectors=2%s",
+                               ivs_fake_socket(f), props);
+        ivs_assert_startup_fails(args, c->error, c->error2, NULL);
+    } else {
+        QTestState *qts = qtest_initf("-machine pc -nodefaults "
+                                      "-chardev socket,id=c0,path=%s",
+                                      ivs_fake_socket(f));
+        g_autofree char *json = NULL;
+        QDict *resp;
+        int64_t t0, ms;
+        int fds;
+
+        g_autofree char *timeout = c->timeout_ms ?
+            g_strdup_printf(", 'setup-timeout-ms': %u", c->timeout_ms) :
+            g_strdup("");
+
+        json = g_strdup_printf("{'driver': 'ivshmem-doorbell', 'id': 'db0', "
+                               "'chardev': 'c0', 'vectors': 2%s}", timeout);
+        ivs_fake_wait_played(f);
+        fds = ivs_count_fds(qts);
+        t0 = g_get_monotonic_time();
+        resp = ivs_device_add(qts, json);
+        ms = (g_get_monotonic_time() - t0) / 1000;
+        ivs_assert_error_contains(resp, c->error);
+        if (c->error2) {
+            ivs_assert_error_contains(resp, c->error2);
+        }
+        qobject_unref(resp);
+        if (c->timeout_ms) {
+            /* Bounded by the timeout, not by anything else. */
+            g_assert_cmpint(ms, >=, c->timeout_ms - 50);
+            g_assert_cmpint(ms, <, c->timeout_ms + 4000);
+        }
+        /* The monitor answers, and every fd received was closed again. */
+        ivs_assert_alive(qts);
+        g_assert_cmpint(ivs_count_fds(qts), ==, fds);
+        qtest_quit(qts);
+    }
+    ivs_fake_free(f);
+}
+
+/* ---- after realize ---- */
+
+typedef struct Booted {
+    IvsFake *fake;
+    QTestState *qts;
+    QPCIBus *bus;
+    IvsDev *dev;
+} Booted;
+
+/* A VM whose vectors=2 doorbell got a good handshake from a fake. */
+static Booted *boot_with_fake(bool hotplug, int server_vectors,
+                              const char *more_props)
+{
+    static const int peers[] = { PEER_ID };
+    Booted *b = g_new0(Booted, 1);
+
+    b->fake = ivs_fake_new(SHM_SIZE);
+    ivs_fake_push_handshake(b->fake, OWN_ID, peers, 1, server_vectors);
+    ivs_fake_start(b->fake);
+    if (hotplug) {
+        g_autofree char *json = NULL;
+
+        b->qts = qtest_initf("-machine pc -nodefaults "
+                             "-chardev socket,id=c0,path=%s",
+                             ivs_fake_socket(b->fake));
+        json = g_strdup_printf("{'driver': 'ivshmem-doorbell', 'id': 'db0', "
+                               "'chardev': 'c0', 'vectors': 2, "
+                               "'addr': '%d'%s}", SLOT, more_props);
+        ivs_device_add_ok(b->qts, json);
+    } else {
+        b->qts = qtest_initf("-machine pc -nodefaults "
+                             "-chardev socket,id=c0,path=%s "
+                             "-device ivshmem-doorbell,id=db0,chardev=c0,"
+                             "vectors=2,addr=%d",
+                             ivs_fake_socket(b->fake), SLOT);
+    }
+    ivs_fake_wait_played(b->fake);
+    b->bus = ivs_pci_bus(b->qts);
+    b->dev = ivs_dev_open(b->qts, b->bus, SLOT);
+    ivs_assert_identity(b->dev, SHM_SIZE, 2);
+    g_assert_cmpuint(ivs_reg_read(b->dev, IVSHMEM_REG_IVPOSITION), ==,
+                     OWN_ID);
+    ivs_msix_setup(b->dev);
+    return b;
+}
+
+static void booted_free(Booted *b)
+{
+    ivs_dev_close(b->dev);
+    qpci_free_pc(b->bus);
+    qtest_quit(b->qts);
+    ivs_fake_free(b->fake);
+    g_free(b);
+}
+
+/*
+ * Ring (@peer, @vector) until the fake's eventfd for it fires: the first
+ * rings may come before QEMU has read the message that announced it.
+ */
+static void ring_until_seen(Booted *b, int peer, int vector)
+{
+    int fd = ivs_fake_eventfd(b->fake, peer, vector);
+    int64_t deadline = g_get_monotonic_time() + IVS_TIMEOUT_MS * 1000LL;
+
+    for (;;) {
+        ivs_doorbell(b->dev, peer, vector);
+        if (ivs_eventfd_take(fd)) {
+            return;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+}
+
+/* Ring a known-good destination and see it: everything before is done. */
+static void fence(Booted *b)
+{
+    ivs_doorbell(b->dev, PEER_ID, 0);
+    g_assert_cmpuint(ivs_eventfd_wait(ivs_fake_eventfd(b->fake, PEER_ID, 0)),
+                     ==, 1);
+}
+
+/* Our own vector @v, signalled by the "server side", reaches the guest. */
+static void assert_own_vector_works(Booted *b, int v)
+{
+    ivs_eventfd_signal(ivs_fake_eventfd(b->fake, OWN_ID, v));
+    ivs_msix_wait(b->dev, v);
+    ivs_msix_assert_quiet(b->dev);
+}
+
+static void assert_doorbell_works(Booted *b, int peer, int v)
+{
+    int other = ivs_fake_eventfd(b->fake, peer, !v);
+
+    ivs_doorbell(b->dev, peer, v);
+    g_assert_cmpuint(ivs_eventfd_wait(ivs_fake_eventfd(b->fake, peer, v)),
+                     ==, 1);
+    g_assert_cmpuint(ivs_eventfd_take(other), ==, 0);
+}
+
+static void wait_fd_count(QTestState *qts, int expected)
+{
+    int64_t deadline = g_get_monotonic_time() + IVS_TIMEOUT_MS * 1000LL;
+    int n;
+
+    while ((n = ivs_count_fds(qts)) != expected) {
+        if (g_get_monotonic_time() > deadline) {
+            g_test_message("QEMU has %d fds, expected %d", n, expected);
+            g_assert_cmpint(n, ==, expected);
+        }
+        g_usleep(2000);
+    }
+}
+
+static void test_garbage_after_realize(const void *opaque)
+{
+    bool hotplug = GPOINTER_TO_INT(opaque);
+    Booted *b = boot_with_fake(hotplug, 2, "");
+    int base = ivs_count_fds(b->qts);
+
+    assert_doorbell_works(b, PEER_ID, 0);
+    assert_doorbell_works(b, PEER_ID, 1);
+    assert_own_vector_works(b, 0);
+    assert_own_vector_works(b, 1);
+
+    /* A second shared memory. */
+    ivs_fake_send(b->fake, IVSHMEM_MSG_SHM, IVS_FD_SHM);
+    /* A third vector of a peer, and of ourselves: the device has two. */
+    ivs_fake_send(b->fake, PEER_ID, IVS_FD_EVENTFD);
+    ivs_fake_send(b->fake, OWN_ID, IVS_FD_EVENTFD);
+    /* Disconnects of a peer nobody heard of, and of ourselves. */
+    ivs_fake_send(b->fake, 9, IVS_FD_NONE);
+    ivs_fake_send(b->fake, OWN_ID, IVS_FD_NONE);
+    /* IDs out of range, with and without an fd. */
+    ivs_fake_send(b->fake, 65536, IVS_FD_OTHER);
+    ivs_fake_send(b->fake, -5, IVS_FD_NONE);
+    ivs_fake_send(b->fake, INT64_MIN, IVS_FD_OTHER);
+    ivs_fake_send(b->fake, INT64_MAX, IVS_FD_NONE);
+
+    /* A good connect after all that: once it works, all was read. */
+    ivs_fake_send(b->fake, 5, IVS_FD_EVENTFD);
+    ivs_fake_send(b->fake, 5, IVS_FD_EVENTFD);
+    ring_until_seen(b, 5, 1);
+    g_assert_cmpuint(ivs_eventfd_take(ivs_fake_eventfd(b->fake, 5, 0)), ==,
+                     0);
+
+    /* Every fd that came with garbage was closed: only peer 5's stay. */
+    g_assert_cmpint(ivs_count_fds(b->qts), ==, base + 2);
+    ivs_assert_alive(b->qts);
+
+    /* Still the same device, still working both ways. */
+    g_assert_cmpuint(ivs_reg_read(b->dev, IVSHMEM_REG_IVPOSITION), ==,
+                     OWN_ID);
+    assert_doorbell_works(b, PEER_ID, 0);
+    assert_doorbell_works(b, PEER_ID, 1);
+    assert_own_vector_works(b, 0);
+    assert_own_vector_works(b, 1);
+    /* Our third eventfd was dropped: signalling it does nothing. */
+    ivs_eventfd_signal(ivs_fake_eventfd(b->fake, OWN_ID, 2));
+    fence(b);
+    ivs_msix_assert_quiet(b->dev);
+    /* So was the peer's third. */
+    ivs_doorbell(b->dev, PEER_ID, 2);
+    fence(b);
+    g_assert_cmpuint(ivs_eventfd_take(ivs_fake_eventfd(b->fake, PEER_ID, 2)),
+                     ==, 0);
+
+    /* Peer 5 leaves: its fds are closed and doorbells to it do nothing. */
+    ivs_fake_send(b->fake, 5, IVS_FD_NONE);
+    wait_fd_count(b->qts, base);
+    ivs_doorbell(b->dev, 5, 0);
+    ivs_doorbell(b->dev, 5, 1);
+    fence(b);
+    g_assert_cmpuint(ivs_eventfd_take(ivs_fake_eventfd(b->fake, 5, 0)), ==,
+                     0);
+    g_assert_cmpuint(ivs_eventfd_take(ivs_fake_eventfd(b->fake, 5, 1)), ==,
+                     0);
+
+    booted_free(b);
+}
+
+/* A message split over two writes is put together. */
+static void test_split_message(void)
+{
+    Booted *b = boot_with_fake(false, 2, "");
+    uint8_t msg[8];
+
+    stq_le_p(msg, 7);
+    ivs_fake_send_raw(b->fake, msg, 3);
+    /* Give the device a chance to see the first part alone. */
+    ivs_assert_alive(b->qts);
+    ivs_fake_send_raw(b->fake, msg + 3, 5);
+    /* That was "peer 7 gone": unknown, ignored; the stream is in sync. */
+    ivs_fake_send(b->fake, 8, IVS_FD_EVENTFD);
+    ring_until_seen(b, 8, 0);
+    booted_free(b);
+}
+
+/*
+ * The server has more vectors than the device: realize completes with
+ * the device's count and the server's extra eventfds are closed, so the
+ * VM ends up with exactly the fds of a matching server.
+ */
+static void test_server_has_more_vectors(void)
+{
+    Booted *same = boot_with_fake(false, 2, "");
+    Booted *more = boot_with_fake(false, 4, "");
+
+    /* Connects of peer 5, with the server's count; see it arrive. */
+    ivs_fake_send(same->fake, 5, IVS_FD_EVENTFD);
+    ivs_fake_send(same->fake, 5, IVS_FD_EVENTFD);
+    ring_until_seen(same, 5, 1);
+    ivs_fake_send(more->fake, 5, IVS_FD_EVENTFD);
+    ivs_fake_send(more->fake, 5, IVS_FD_EVENTFD);
+    ivs_fake_send(more->fake, 5, IVS_FD_EVENTFD);
+    ivs_fake_send(more->fake, 5, IVS_FD_EVENTFD);
+    ring_until_seen(more, 5, 1);
+    ivs_doorbell(more->dev, 5, 3);
+    assert_doorbell_works(more, PEER_ID, 0);
+    g_assert_cmpuint(ivs_eventfd_take(ivs_fake_eventfd(more->fake, 5, 3)),
+                     ==, 0);
+
+    g_assert_cmpint(ivs_count_fds(more->qts), ==, ivs_count_fds(same->qts));
+    assert_own_vector_works(more, 0);
+    assert_own_vector_works(more, 1);
+    booted_free(more);
+    booted_free(same);
+}
+
+/* ---- the end of the handshake ---- */
+
+/*
+ * The server has fewer vectors than the device.  With another peer, the
+ * device learns the server's count from that peer's run of eventfds.
+ */
+static void test_fewer_vectors_learned_from_peer(void)
+{
+    static const int peers[] = { PEER_ID };
+    IvsFake *f = ivs_fake_new(SHM_SIZE);
+    QTestState *qts;
+    QPCIBus *bus;
+    IvsDev *d;
+    int64_t t0 = g_get_monotonic_time();
+
+    ivs_fake_push_handshake(f, OWN_ID, peers, 1, 1);
+    ivs_fake_start(f);
+    qts = qtest_initf("-machine pc -nodefaults "
+                      "-chardev socket,id=c0,path=%s "
+                      "-device ivshmem-doorbell,chardev=c0,vectors=4,addr=%d",
+                      ivs_fake_socket(f), SLOT);
+    /* Well before the 5 s default timeout. */
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, 4 * G_USEC_PER_SEC);
+    bus = ivs_pci_bus(qts);
+    d = ivs_dev_open(qts, bus, SLOT);
+    g_assert_cmpint(d->vectors, ==, 4);
+    ivs_msix_setup(d);
+    ivs_eventfd_signal(ivs_fake_eventfd(f, OWN_ID, 0));
+    ivs_msix_wait(d, 0);
+    ivs_doorbell(d, PEER_ID, 0);
+    g_assert_cmpuint(ivs_eventfd_wait(ivs_fake_eventfd(f, PEER_ID, 0)), ==,
+                     1);
+    /* Vectors the server does not have are there, and silent. */
+    ivs_doorbell(d, PEER_ID, 3);
+    ivs_doorbell(d, OWN_ID, 3);
+    ivs_assert_alive(qts);
+    ivs_msix_assert_quiet(d);
+    ivs_dev_close(d);
+    qpci_free_pc(bus);
+    qtest_quit(qts);
+    ivs_fake_free(f);
+}
+
+/* Alone on the server, fewer vectors: the setup-end marker ends setup. */
+static void test_setup_marker(void)
+{
+    IvsFake *f = ivs_fake_new(SHM_SIZE);
+    QTestState *qts;
+    QPCIBus *bus;
+    IvsDev *d;
+    int64_t t0 = g_get_monotonic_time();
+
+    ivs_fake_push_handshake(f, 0, NULL, 0, 1);
+    ivs_fake_push(f, 1, IVS_FD_NONE);   /* lowest ID nobody has */
+    ivs_fake_start(f);
+    qts = qtest_initf("-machine pc -nodefaults "
+                      "-chardev socket,id=c0,path=%s "
+                      "-device ivshmem-doorbell,chardev=c0,vectors=2,addr=%d",
+                      ivs_fake_socket(f), SLOT);
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, 4 * G_USEC_PER_SEC);
+    bus = ivs_pci_bus(qts);
+    d = ivs_dev_open(qts, bus, SLOT);
+    g_assert_cmpuint(ivs_reg_read(d, IVSHMEM_REG_IVPOSITION), ==, 0);
+    ivs_msix_setup(d);
+    ivs_doorbell(d, 0, 0);
+    ivs_msix_wait(d, 0);
+    /* A peer that arrives later is reachable. */
+    ivs_fake_send(f, 1, IVS_FD_EVENTFD);
+    {
+        int fd = ivs_fake_eventfd(f, 1, 0);
+        int64_t deadline = g_get_monotonic_time() + IVS_TIMEOUT_MS * 1000LL;
+
+        do {
+            g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+            ivs_doorbell(d, 1, 0);
+            g_usleep(1000);
+        } while (!ivs_eventfd_take(fd));
+    }
+    ivs_dev_close(d);
+    qpci_free_pc(bus);
+    qtest_quit(qts);
+    ivs_fake_free(f);
+}
+
+int main(int argc, char **argv)
+{
+    int i, k;
+
+    g_test_init(&argc, &argv, NULL);
+
+    for (i = 0; i < ARRAY_SIZE(bad_setups); i++) {
+        for (k = 0; k < 2; k++) {
+            BadSetup *c = g_memdup2(&bad_setups[i], sizeof(*c));
+            g_autofree char *path = NULL;
+
+            c->hotplug = k;
+            path = g_strdup_printf("/ivshmem-server-input/setup/%s/%s",
+                                   k ? "device-add" : "startup", c->name);
+            qtest_add_data_func(path, c, run_bad_setup);
+        }
+    }
+    for (i = 0; i < GOOD_STEPS; i++) {
+        for (k = 0; k < 2; k++) {
+            BadSetup *c = g_new0(BadSetup, 1);
+            g_autofree char *path = NULL;
+
+            c->name = "eof";
+            c->script = script_eof;
+            c->eof_after = i;
+            c->error = "closed the connection during the handshake";
+            c->hotplug = k;
+            path = g_strdup_printf("/ivshmem-server-input/setup/%s/"
+                                   "eof-after-%d-messages",
+                                   k ? "device-add" : "startup", i);
+            qtest_add_data_func(path, c, run_bad_setup);
+        }
+    }
+    qtest_add_data_func("/ivshmem-server-input/after-realize/startup",
+                        GINT_TO_POINTER(false), test_garbage_after_realize);
+    qtest_add_data_func("/ivshmem-server-input/after-realize/device-add",
+                        GINT_TO_POINTER(true), test_garbage_after_realize);
+    qtest_add_func("/ivshmem-server-input/after-realize/split-message",
+                   test_split_message);
+    qtest_add_func("/ivshmem-server-input/vectors/server-has-more",
+                   test_server_has_more_vectors);
+    qtest_add_func("/ivshmem-server-input/vectors/fewer-learned-from-peer",
+                   test_fewer_vectors_learned_from_peer);
+    qtest_add_func("/ivshmem-server-input/vectors/fewer-setup-marker",
+                   test_setup_marker);
+
+    return g_test_run();
+}

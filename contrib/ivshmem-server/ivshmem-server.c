@@ -1,0 +1,1149 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * ivshmem-server library: shared memory, listening socket, peers and
+ * the epoll loop that serves them the ivshmem version 0 protocol plus the
+ * setup-end marker (docs/tools/ivshmem-server.rst).
+ *
+ * Every peer has an output queue.  Messages are appended to it and
+ * written when the socket accepts them, so a peer that does not read
+ * never blocks the others and never loses or reorders a message.
+ */
+
+#include "qemu/osdep.h"
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/un.h>
+#include "qapi/error.h"
+#include "qemu/bitmap.h"
+#include "qemu/cutils.h"
+#include "qemu/host-utils.h"
+#include "qemu/memfd.h"
+#include "qemu/queue.h"
+#include "ivshmem-server.h"
+
+#define SERVER_MAX_EVENTS   64
+/* Accept at most this many connections per wakeup, to stay fair. */
+#define SERVER_ACCEPT_BURST 64
+/*
+ * A peer that leaves this many messages unread is dropped: its queue
+ * would otherwise grow without bound.  Far above any real setup burst.
+ */
+#define SERVER_MAX_BACKLOG  (1024 * 1024)
+
+typedef enum SourceKind {
+    SOURCE_LISTEN,
+    SOURCE_STOP,
+    SOURCE_PEER,
+} SourceKind;
+
+/* What an epoll event points to. */
+typedef struct Source {
+    SourceKind kind;
+} Source;
+
+/*
+ * The eventfds of one peer.  Queued messages hold a reference, so an fd
+ * number stays valid (and is not reused for another file) until every
+ * message carrying it has been sent, even after its peer has left.
+ */
+typedef struct Vectors {
+    unsigned refcnt;
+    unsigned n;
+    int fds[];
+} Vectors;
+
+typedef struct Msg {
+    QSIMPLEQ_ENTRY(Msg) next;
+    uint8_t data[IVSHMEM_MSG_SIZE];     /* little-endian int64 */
+    int fd;                             /* -1: no fd */
+    Vectors *ref;                       /* owner of @fd, or NULL */
+} Msg;
+
+typedef struct Peer {
+    Source src;                 /* must stay first */
+    IvshmemServer *s;
+    QTAILQ_ENTRY(Peer) next;    /* in s->peers, ascending ID */
+    int sock;
+    unsigned id;
+    Vectors *vectors;
+    QSIMPLEQ_HEAD(, Msg) queue;
+    long backlog;               /* messages in @queue */
+    size_t sent;                /* bytes of the head message already sent */
+    bool want_out;              /* EPOLLOUT is registered */
+    bool dirty;                 /* in s->dirty: needs a flush */
+    bool dead;                  /* dropped, waiting to be freed */
+} Peer;
+
+struct IvshmemServer {
+    IvshmemServerConfig cfg;
+    char *socket_path;
+    char *shm_path;
+
+    int epoll_fd;
+    int listen_fd;
+    bool own_socket;            /* we bound it: remove it at exit */
+    dev_t socket_dev;
+    ino_t socket_ino;
+    /* Spare fd, given up to accept and refuse when out of fds. */
+    int reserve_fd;
+    Source listen_src;
+    Source stop_src;
+    bool stop;
+    bool closing;               /* in ivshmem_server_free() */
+
+    int shm_fd;
+    uint64_t shm_size;
+    bool shm_created;           /* a --shm-file we created */
+
+    QTAILQ_HEAD(, Peer) peers;
+    unsigned num_peers;
+    unsigned long *ids;         /* bitmap of IDs in use */
+    GQueue dirty;               /* peers whose queue needs a flush */
+    GSList *zombies;            /* dropped peers, freed after dispatch */
+};
+
+static void G_GNUC_PRINTF(3, 4)
+server_log(IvshmemServer *s, IvshmemServerLogLevel level,
+           const char *fmt, ...)
+{
+    g_autofree char *msg = NULL;
+    va_list ap;
+
+    if (!s->cfg.log) {
+        return;
+    }
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    s->cfg.log(s->cfg.log_opaque, level, msg);
+}
+
+void ivshmem_server_config_init(IvshmemServerConfig *cfg)
+{
+    *cfg = (IvshmemServerConfig) {
+        .socket_path = IVSHMEM_SERVER_DEFAULT_SOCKET,
+        .listen_fd = -1,
+        .shm_kind = IVSHMEM_SERVER_SHM_MEMFD,
+        .shm_size = 0,
+        .vectors = IVSHMEM_SERVER_DEFAULT_VECTORS,
+        .max_peers = IVSHMEM_SERVER_DEFAULT_MAX_PEERS,
+        .setup_marker = true,
+    };
+}
+
+/* Sizes */
+
+bool ivshmem_server_check_size(uint64_t size, Error **errp)
+{
+    g_autofree char *str = size_to_str(size);
+    g_autofree char *min = size_to_str(IVSHMEM_SERVER_MIN_SIZE);
+    g_autofree char *lo = NULL;
+    g_autofree char *hi = NULL;
+    uint64_t below, above;
+
+    if (size < IVSHMEM_SERVER_MIN_SIZE) {
+        error_setg(errp, "shared memory size %s is too small: the minimum "
+                   "is %s", str, min);
+        return false;
+    }
+    if (is_power_of_2(size)) {
+        return true;
+    }
+    /* The device maps it as a PCI BAR, and those are powers of two. */
+    below = pow2floor(size);
+    above = below << 1;
+    lo = size_to_str(below);
+    hi = above ? size_to_str(above) : g_strdup("(none)");
+    error_setg(errp, "shared memory size %s is not a power of two; the "
+               "nearest valid sizes are %s and %s", str, lo, hi);
+    return false;
+}
+
+bool ivshmem_server_parse_size(const char *str, uint64_t *size, Error **errp)
+{
+    uint64_t val;
+    int ret;
+
+    ret = qemu_strtosz(str, NULL, &val);
+    if (ret < 0) {
+        error_setg(errp, "invalid size '%s': %s (use a number with an "
+                   "optional K, M, G or T suffix)", str, strerror(-ret));
+        return false;
+    }
+    if (!ivshmem_server_check_size(val, errp)) {
+        return false;
+    }
+    *size = val;
+    return true;
+}
+
+/* Shared memory */
+
+static bool shm_resize(int fd, uint64_t size, const char *what, Error **errp)
+{
+    if (ftruncate(fd, size) < 0) {
+        g_autofree char *str = size_to_str(size);
+
+        error_setg_errno(errp, errno, "cannot resize %s to %s", what, str);
+        return false;
+    }
+    return true;
+}
+
+static uint64_t shm_default_size(IvshmemServer *s)
+{
+    return s->cfg.shm_size ? s->cfg.shm_size : IVSHMEM_SERVER_DEFAULT_SIZE;
+}
+
+static int shm_open_memfd(IvshmemServer *s, Error **errp)
+{
+    /* Sealed so that no peer can shrink it under the others' mappings. */
+    return qemu_memfd_create("ivshmem", s->shm_size, false, 0,
+                             F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL,
+                             errp);
+}
+
+static int shm_open_posix(IvshmemServer *s, Error **errp)
+{
+    int fd = shm_open(s->shm_path, O_RDWR | O_CREAT, 0600);
+
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "cannot open POSIX shared memory '%s'",
+                         s->shm_path);
+        return -1;
+    }
+    if (!shm_resize(fd, s->shm_size, s->shm_path, errp)) {
+        close(fd);
+        shm_unlink(s->shm_path);
+        return -1;
+    }
+    return fd;
+}
+
+static int shm_open_dir(IvshmemServer *s, Error **errp)
+{
+    g_autofree char *path = g_build_filename(s->shm_path, "ivshmem.XXXXXX",
+                                             NULL);
+    int fd = mkostemp(path, O_CLOEXEC);
+
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "cannot create a file in '%s'",
+                         s->shm_path);
+        return -1;
+    }
+    /* Nobody needs the name: the memory goes away with the last user. */
+    if (unlink(path) < 0) {
+        error_setg_errno(errp, errno, "cannot unlink '%s'", path);
+        close(fd);
+        return -1;
+    }
+    if (!shm_resize(fd, s->shm_size, path, errp)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/*
+ * A user file keeps its contents: adopt its size when none was asked
+ * for, refuse a different one rather than truncate the user's data.
+ */
+static bool shm_file_size(IvshmemServer *s, int fd, Error **errp)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) < 0) {
+        error_setg_errno(errp, errno, "cannot stat '%s'", s->shm_path);
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        error_setg(errp, "'%s' is not a regular file", s->shm_path);
+        return false;
+    }
+    if (st.st_size == 0) {
+        return shm_resize(fd, s->shm_size, s->shm_path, errp);
+    }
+    if (!s->cfg.shm_size) {
+        if (!ivshmem_server_check_size(st.st_size, errp)) {
+            error_prepend(errp, "'%s': ", s->shm_path);
+            return false;
+        }
+        s->shm_size = st.st_size;
+        return true;
+    }
+    if (st.st_size != s->shm_size) {
+        g_autofree char *have = size_to_str(st.st_size);
+        g_autofree char *want = size_to_str(s->shm_size);
+
+        error_setg(errp, "'%s' is %s, not %s; give its size or remove it",
+                   s->shm_path, have, want);
+        return false;
+    }
+    return true;
+}
+
+static int shm_open_file(IvshmemServer *s, Error **errp)
+{
+    int fd = open(s->shm_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+    if (fd >= 0) {
+        s->shm_created = true;
+    } else if (errno == EEXIST) {
+        fd = open(s->shm_path, O_RDWR | O_CLOEXEC);
+    }
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "cannot open '%s'", s->shm_path);
+        return -1;
+    }
+    if (!shm_file_size(s, fd, errp)) {
+        close(fd);
+        if (s->shm_created) {
+            unlink(s->shm_path);
+            s->shm_created = false;
+        }
+        return -1;
+    }
+    return fd;
+}
+
+static bool shm_init(IvshmemServer *s, Error **errp)
+{
+    s->shm_size = shm_default_size(s);
+    if (!ivshmem_server_check_size(s->shm_size, errp)) {
+        return false;
+    }
+    switch (s->cfg.shm_kind) {
+    case IVSHMEM_SERVER_SHM_MEMFD:
+        s->shm_fd = shm_open_memfd(s, errp);
+        break;
+    case IVSHMEM_SERVER_SHM_POSIX:
+        s->shm_fd = shm_open_posix(s, errp);
+        break;
+    case IVSHMEM_SERVER_SHM_DIR:
+        s->shm_fd = shm_open_dir(s, errp);
+        break;
+    case IVSHMEM_SERVER_SHM_FILE:
+        s->shm_fd = shm_open_file(s, errp);
+        break;
+    default:
+        g_assert_not_reached();
+    }
+    return s->shm_fd >= 0;
+}
+
+static void shm_release(IvshmemServer *s)
+{
+    if (s->shm_fd < 0) {
+        return;
+    }
+    close(s->shm_fd);
+    s->shm_fd = -1;
+    if (s->cfg.shm_kind == IVSHMEM_SERVER_SHM_POSIX &&
+        shm_unlink(s->shm_path) < 0) {
+        server_log(s, IVSHMEM_SERVER_LOG_WARNING,
+                   "cannot remove POSIX shared memory '%s': %s",
+                   s->shm_path, strerror(errno));
+    }
+}
+
+/* Listening socket */
+
+static bool socket_address(const char *path, struct sockaddr_un *addr,
+                           Error **errp)
+{
+    memset(addr, 0, sizeof(*addr));
+    addr->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(addr->sun_path)) {
+        error_setg(errp, "socket path '%s' is too long (at most %zu bytes)",
+                   path, sizeof(addr->sun_path) - 1);
+        return false;
+    }
+    pstrcpy(addr->sun_path, sizeof(addr->sun_path), path);
+    return true;
+}
+
+/*
+ * bind() found a file at @path.  It is ours to replace only if it is a
+ * socket that nobody listens on, left behind by a server that died.
+ */
+static bool socket_is_stale(const struct sockaddr_un *addr, Error **errp)
+{
+    struct stat st;
+    int fd, ret;
+
+    if (lstat(addr->sun_path, &st) < 0) {
+        if (errno == ENOENT) {
+            /* Gone in the meantime: nothing to replace, bind again. */
+            return true;
+        }
+        error_setg_errno(errp, errno, "cannot stat '%s'", addr->sun_path);
+        return false;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        error_setg(errp, "'%s' exists and is not a socket", addr->sun_path);
+        return false;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "cannot create a socket");
+        return false;
+    }
+    do {
+        ret = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
+    } while (ret < 0 && errno == EINTR);
+    if (ret < 0 && errno == ECONNREFUSED) {
+        close(fd);
+        return true;
+    }
+    if (ret == 0 || errno == EAGAIN) {
+        error_setg(errp, "another server is running on '%s' (it accepts "
+                   "connections); stop it or choose another --socket",
+                   addr->sun_path);
+    } else {
+        error_setg_errno(errp, errno, "cannot tell whether '%s' is in use",
+                         addr->sun_path);
+    }
+    close(fd);
+    return false;
+}
+
+/* bind() failed on @fd: replace a stale socket file and try again. */
+static bool socket_rebind(int fd, const struct sockaddr_un *addr,
+                          Error **errp)
+{
+    if (errno != EADDRINUSE) {
+        error_setg_errno(errp, errno, "cannot bind '%s'", addr->sun_path);
+        return false;
+    }
+    if (!socket_is_stale(addr, errp)) {
+        return false;
+    }
+    if (unlink(addr->sun_path) < 0 && errno != ENOENT) {
+        error_setg_errno(errp, errno, "cannot remove stale socket '%s'",
+                         addr->sun_path);
+        return false;
+    }
+    if (bind(fd, (const struct sockaddr *)addr, sizeof(*addr)) < 0) {
+        error_setg_errno(errp, errno, "cannot bind '%s'", addr->sun_path);
+        return false;
+    }
+    return true;
+}
+
+static int socket_bind(const struct sockaddr_un *addr, Error **errp)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "cannot create a socket");
+        return -1;
+    }
+    if (bind(fd, (const struct sockaddr *)addr, sizeof(*addr)) < 0 &&
+        !socket_rebind(fd, addr, errp)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static bool socket_init(IvshmemServer *s, Error **errp)
+{
+    struct sockaddr_un addr;
+    struct stat st;
+
+    if (s->cfg.listen_fd >= 0) {
+        s->listen_fd = s->cfg.listen_fd;
+        if (!g_unix_set_fd_nonblocking(s->listen_fd, true, NULL)) {
+            error_setg_errno(errp, errno, "cannot make the socket "
+                             "non-blocking");
+            return false;
+        }
+        return true;
+    }
+    if (!socket_address(s->socket_path, &addr, errp)) {
+        return false;
+    }
+    s->listen_fd = socket_bind(&addr, errp);
+    if (s->listen_fd < 0) {
+        return false;
+    }
+    s->own_socket = true;
+    if (lstat(s->socket_path, &st) < 0) {
+        error_setg_errno(errp, errno, "cannot stat '%s'", s->socket_path);
+        return false;
+    }
+    s->socket_dev = st.st_dev;
+    s->socket_ino = st.st_ino;
+    if (listen(s->listen_fd, SOMAXCONN) < 0) {
+        error_setg_errno(errp, errno, "cannot listen on '%s'",
+                         s->socket_path);
+        return false;
+    }
+    return true;
+}
+
+/* Remove the socket file, unless another server has replaced it since. */
+static void socket_release(IvshmemServer *s)
+{
+    struct stat st;
+
+    if (s->listen_fd >= 0) {
+        close(s->listen_fd);
+        s->listen_fd = -1;
+    }
+    if (!s->own_socket) {
+        return;
+    }
+    s->own_socket = false;
+    if (lstat(s->socket_path, &st) < 0 || st.st_dev != s->socket_dev ||
+        st.st_ino != s->socket_ino) {
+        return;
+    }
+    if (unlink(s->socket_path) < 0) {
+        server_log(s, IVSHMEM_SERVER_LOG_WARNING, "cannot remove '%s': %s",
+                   s->socket_path, strerror(errno));
+    }
+}
+
+/* Vectors */
+
+static Vectors *vectors_new(unsigned n, Error **errp)
+{
+    Vectors *v = g_malloc(sizeof(*v) + n * sizeof(v->fds[0]));
+    unsigned i;
+
+    v->refcnt = 1;
+    v->n = 0;
+    for (i = 0; i < n; i++) {
+        v->fds[i] = eventfd(0, EFD_CLOEXEC);
+        if (v->fds[i] < 0) {
+            error_setg_errno(errp, errno, "cannot create eventfd %u of %u",
+                             i + 1, n);
+            break;
+        }
+        v->n++;
+    }
+    if (v->n == n) {
+        return v;
+    }
+    for (i = 0; i < v->n; i++) {
+        close(v->fds[i]);
+    }
+    g_free(v);
+    return NULL;
+}
+
+static Vectors *vectors_ref(Vectors *v)
+{
+    v->refcnt++;
+    return v;
+}
+
+static void vectors_unref(Vectors *v)
+{
+    unsigned i;
+
+    if (!v || --v->refcnt) {
+        return;
+    }
+    for (i = 0; i < v->n; i++) {
+        close(v->fds[i]);
+    }
+    g_free(v);
+}
+
+/* Output queues */
+
+static void peer_mark_dirty(Peer *peer)
+{
+    if (!peer->dirty) {
+        peer->dirty = true;
+        g_queue_push_tail(&peer->s->dirty, peer);
+    }
+}
+
+/*
+ * A new message needs a flush, unless the socket is known to be full:
+ * then EPOLLOUT will tell when to go on, and trying now costs a syscall
+ * per message for nothing.
+ */
+static void peer_queued(Peer *peer)
+{
+    peer->backlog++;
+    if (!peer->want_out || peer->backlog > SERVER_MAX_BACKLOG) {
+        peer_mark_dirty(peer);
+    }
+}
+
+/* Append a message; @v and @vector name the fd to pass, if any. */
+static void peer_queue(Peer *peer, int64_t value, Vectors *v, unsigned vector)
+{
+    Msg *msg = g_new(Msg, 1);
+    uint64_t le = cpu_to_le64(value);
+
+    memcpy(msg->data, &le, sizeof(msg->data));
+    msg->fd = v ? v->fds[vector] : -1;
+    msg->ref = v ? vectors_ref(v) : NULL;
+    QSIMPLEQ_INSERT_TAIL(&peer->queue, msg, next);
+    peer_queued(peer);
+}
+
+/* The shared memory fd belongs to the server, which outlives every peer. */
+static void peer_queue_shm(Peer *peer)
+{
+    Msg *msg = g_new(Msg, 1);
+    uint64_t le = cpu_to_le64(IVSHMEM_MSG_SHM);
+
+    memcpy(msg->data, &le, sizeof(msg->data));
+    msg->fd = peer->s->shm_fd;
+    msg->ref = NULL;
+    QSIMPLEQ_INSERT_TAIL(&peer->queue, msg, next);
+    peer_queued(peer);
+}
+
+static void msg_free(Msg *msg)
+{
+    vectors_unref(msg->ref);
+    g_free(msg);
+}
+
+static ssize_t sock_send(int sock, const uint8_t *buf, size_t len, int fd)
+{
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+    union {
+        struct cmsghdr hdr;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct cmsghdr *cmsg;
+    ssize_t ret;
+
+    if (fd >= 0) {
+        memset(&ctl, 0, sizeof(ctl));
+        mh.msg_control = ctl.buf;
+        mh.msg_controllen = sizeof(ctl.buf);
+        cmsg = CMSG_FIRSTHDR(&mh);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+    }
+    do {
+        ret = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (ret < 0 && errno == EINTR);
+    return ret;
+}
+
+/* Ask for EPOLLOUT exactly while something is left to send. */
+static bool peer_update_events(Peer *peer)
+{
+    bool want_out = !QSIMPLEQ_EMPTY(&peer->queue);
+    struct epoll_event ev = {
+        .events = EPOLLIN | EPOLLRDHUP | (want_out ? EPOLLOUT : 0),
+        .data.ptr = &peer->src,
+    };
+
+    if (want_out == peer->want_out) {
+        return true;
+    }
+    if (epoll_ctl(peer->s->epoll_fd, EPOLL_CTL_MOD, peer->sock, &ev) < 0) {
+        return false;
+    }
+    peer->want_out = want_out;
+    server_log(peer->s, IVSHMEM_SERVER_LOG_DEBUG, want_out ?
+               "peer %u: socket full, %ld message(s) wait in its queue" :
+               "peer %u: has read its queue (%ld left)", peer->id,
+               peer->backlog);
+    return true;
+}
+
+/*
+ * Send as much of the queue as the socket takes.  Returns false with
+ * @reason set when the peer must be dropped.
+ */
+static bool peer_flush(Peer *peer, const char **reason)
+{
+    Msg *msg;
+    ssize_t ret;
+
+    while ((msg = QSIMPLEQ_FIRST(&peer->queue))) {
+        /* The fd travels with the first byte of its message. */
+        ret = sock_send(peer->sock, msg->data + peer->sent,
+                        sizeof(msg->data) - peer->sent,
+                        peer->sent ? -1 : msg->fd);
+        if (ret < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        }
+        if (ret < 0) {
+            *reason = strerror(errno);
+            return false;
+        }
+        peer->sent += ret;
+        if (peer->sent < sizeof(msg->data)) {
+            continue;
+        }
+        peer->sent = 0;
+        QSIMPLEQ_REMOVE_HEAD(&peer->queue, next);
+        peer->backlog--;
+        msg_free(msg);
+    }
+    if (peer->backlog > SERVER_MAX_BACKLOG) {
+        *reason = "too many unread messages";
+        return false;
+    }
+    if (!peer_update_events(peer)) {
+        *reason = strerror(errno);
+        return false;
+    }
+    return true;
+}
+
+/* Peers */
+
+static void server_broadcast_disconnect(IvshmemServer *s, unsigned id)
+{
+    Peer *other;
+
+    if (s->closing) {
+        return;
+    }
+    QTAILQ_FOREACH(other, &s->peers, next) {
+        peer_queue(other, id, NULL, 0);
+    }
+}
+
+/*
+ * Forget a peer now and tell the others.  The structure itself lives on
+ * until the current batch of events is dispatched, since later events
+ * of the batch may still point to it.
+ */
+static void peer_drop(Peer *peer, const char *reason)
+{
+    IvshmemServer *s = peer->s;
+    Msg *msg;
+
+    if (peer->dead) {
+        return;
+    }
+    peer->dead = true;
+    QTAILQ_REMOVE(&s->peers, peer, next);
+    s->num_peers--;
+    clear_bit(peer->id, s->ids);
+    if (epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, peer->sock, NULL) < 0) {
+        server_log(s, IVSHMEM_SERVER_LOG_WARNING,
+                   "peer %u: cannot stop watching its socket: %s",
+                   peer->id, strerror(errno));
+    }
+    close(peer->sock);
+    peer->sock = -1;
+    while ((msg = QSIMPLEQ_FIRST(&peer->queue))) {
+        QSIMPLEQ_REMOVE_HEAD(&peer->queue, next);
+        msg_free(msg);
+    }
+    peer->backlog = 0;
+    vectors_unref(peer->vectors);
+    peer->vectors = NULL;
+    server_log(s, IVSHMEM_SERVER_LOG_INFO,
+               "peer %u left (%s); %u peer(s) remain", peer->id, reason,
+               s->num_peers);
+    server_broadcast_disconnect(s, peer->id);
+    s->zombies = g_slist_prepend(s->zombies, peer);
+}
+
+static void server_flush_dirty(IvshmemServer *s)
+{
+    const char *reason = NULL;
+    Peer *peer;
+
+    /* Dropping a peer queues messages to others: loop until quiet. */
+    while ((peer = g_queue_pop_head(&s->dirty))) {
+        peer->dirty = false;
+        if (!peer->dead && !peer_flush(peer, &reason)) {
+            peer_drop(peer, reason);
+        }
+    }
+}
+
+static void server_reap(IvshmemServer *s)
+{
+    g_slist_free_full(s->zombies, g_free);
+    s->zombies = NULL;
+}
+
+static void peer_insert_sorted(IvshmemServer *s, Peer *peer)
+{
+    Peer *other;
+
+    QTAILQ_FOREACH(other, &s->peers, next) {
+        if (other->id > peer->id) {
+            QTAILQ_INSERT_BEFORE(other, peer, next);
+            return;
+        }
+    }
+    QTAILQ_INSERT_TAIL(&s->peers, peer, next);
+}
+
+/* The setup burst of FACTS steps 1-5, then the setup-end marker. */
+static void peer_queue_setup(Peer *peer)
+{
+    IvshmemServer *s = peer->s;
+    Peer *other;
+    unsigned i;
+
+    peer_queue(peer, IVSHMEM_PROTOCOL_VERSION, NULL, 0);
+    peer_queue(peer, peer->id, NULL, 0);
+    peer_queue_shm(peer);
+    QTAILQ_FOREACH(other, &s->peers, next) {
+        for (i = 0; i < other->vectors->n; i++) {
+            peer_queue(peer, other->id, other->vectors, i);
+        }
+    }
+    for (i = 0; i < peer->vectors->n; i++) {
+        peer_queue(peer, peer->id, peer->vectors, i);
+    }
+    if (s->cfg.setup_marker) {
+        /*
+         * Our ID is already taken in the bitmap, and one ID always
+         * stays free (max_peers < IVSHMEM_MAX_PEERS).
+         */
+        peer_queue(peer, find_first_zero_bit(s->ids, IVSHMEM_MAX_PEERS),
+                   NULL, 0);
+    }
+}
+
+static void server_broadcast_connect(IvshmemServer *s, Peer *peer)
+{
+    Peer *other;
+    unsigned i;
+
+    QTAILQ_FOREACH(other, &s->peers, next) {
+        if (other == peer) {
+            continue;
+        }
+        for (i = 0; i < peer->vectors->n; i++) {
+            peer_queue(other, peer->id, peer->vectors, i);
+        }
+    }
+}
+
+/* Takes ownership of @sock. */
+static void server_add_peer(IvshmemServer *s, int sock)
+{
+    Error *err = NULL;
+    Peer *peer;
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
+
+    if (s->num_peers >= s->cfg.max_peers) {
+        server_log(s, IVSHMEM_SERVER_LOG_WARNING, "refusing a connection: "
+                   "%u peers are connected (--max-peers %u)", s->num_peers,
+                   s->cfg.max_peers);
+        close(sock);
+        return;
+    }
+    peer = g_new0(Peer, 1);
+    peer->src.kind = SOURCE_PEER;
+    peer->s = s;
+    peer->sock = sock;
+    QSIMPLEQ_INIT(&peer->queue);
+    peer->vectors = vectors_new(s->cfg.vectors, &err);
+    ev.data.ptr = &peer->src;
+    if (peer->vectors &&
+        epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, sock, &ev) < 0) {
+        error_setg_errno(&err, errno, "cannot watch its socket");
+    }
+    if (err) {
+        server_log(s, IVSHMEM_SERVER_LOG_ERROR, "refusing a connection: %s",
+                   error_get_pretty(err));
+        error_free(err);
+        vectors_unref(peer->vectors);
+        close(sock);
+        g_free(peer);
+        return;
+    }
+    peer->id = find_first_zero_bit(s->ids, IVSHMEM_MAX_PEERS);
+    set_bit(peer->id, s->ids);
+    peer_queue_setup(peer);
+    peer_insert_sorted(s, peer);
+    s->num_peers++;
+    server_broadcast_connect(s, peer);
+    server_log(s, IVSHMEM_SERVER_LOG_INFO, "peer %u joined; %u peer(s) "
+               "connected", peer->id, s->num_peers);
+}
+
+/*
+ * Out of fds: a pending connection would wake epoll again and again.
+ * Give up the spare fd to accept it, refuse it, and take the spare back.
+ */
+static void server_shed_connection(IvshmemServer *s)
+{
+    int fd;
+
+    if (s->reserve_fd < 0) {
+        return;
+    }
+    close(s->reserve_fd);
+    fd = accept(s->listen_fd, NULL, NULL);
+    if (fd >= 0) {
+        close(fd);
+    }
+    s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    server_log(s, IVSHMEM_SERVER_LOG_ERROR, "refusing a connection: out of "
+               "file descriptors (raise the limit, e.g. ulimit -n)");
+}
+
+static void server_accept(IvshmemServer *s)
+{
+    int i, sock;
+
+    for (i = 0; i < SERVER_ACCEPT_BURST; i++) {
+        sock = accept4(s->listen_fd, NULL, NULL,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (sock >= 0) {
+            server_add_peer(s, sock);
+            continue;
+        }
+        switch (errno) {
+        case EINTR:
+        case ECONNABORTED:
+            continue;
+        case EMFILE:
+        case ENFILE:
+            server_shed_connection(s);
+            return;
+        case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+        case EWOULDBLOCK:
+#endif
+            return;
+        default:
+            server_log(s, IVSHMEM_SERVER_LOG_ERROR, "accept failed: %s",
+                       strerror(errno));
+            return;
+        }
+    }
+}
+
+/* Peers never send: any byte, EOF or error ends the peer. */
+static void peer_event(Peer *peer, uint32_t events)
+{
+    char buf[64];
+    ssize_t ret;
+
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        do {
+            ret = recv(peer->sock, buf, sizeof(buf), MSG_DONTWAIT);
+        } while (ret < 0 && errno == EINTR);
+        if (ret > 0) {
+            peer_drop(peer, "it sent data; the protocol is server to client "
+                      "only");
+            return;
+        }
+        if (ret == 0) {
+            peer_drop(peer, "connection closed");
+            return;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            peer_drop(peer, strerror(errno));
+            return;
+        }
+    }
+    if (events & EPOLLOUT) {
+        peer_mark_dirty(peer);
+    }
+}
+
+static void server_dispatch(IvshmemServer *s, struct epoll_event *ev)
+{
+    Source *src = ev->data.ptr;
+
+    switch (src->kind) {
+    case SOURCE_LISTEN:
+        server_accept(s);
+        break;
+    case SOURCE_STOP:
+        s->stop = true;
+        break;
+    case SOURCE_PEER:
+        if (!container_of(src, Peer, src)->dead) {
+            peer_event(container_of(src, Peer, src), ev->events);
+        }
+        break;
+    default:
+        g_assert_not_reached();
+    }
+}
+
+bool ivshmem_server_poll(IvshmemServer *s, int timeout_ms, Error **errp)
+{
+    struct epoll_event events[SERVER_MAX_EVENTS];
+    int n, i;
+
+    n = epoll_wait(s->epoll_fd, events, SERVER_MAX_EVENTS, timeout_ms);
+    if (n < 0 && errno == EINTR) {
+        return true;
+    }
+    if (n < 0) {
+        error_setg_errno(errp, errno, "epoll_wait failed");
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        server_dispatch(s, &events[i]);
+        server_flush_dirty(s);
+    }
+    server_reap(s);
+    return true;
+}
+
+bool ivshmem_server_run(IvshmemServer *s, int stop_fd, Error **errp)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &s->stop_src };
+    bool ok = true;
+
+    if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, stop_fd, &ev) < 0) {
+        error_setg_errno(errp, errno, "cannot watch the stop fd");
+        return false;
+    }
+    s->stop = false;
+    while (ok && !s->stop) {
+        ok = ivshmem_server_poll(s, -1, errp);
+    }
+    if (epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, stop_fd, NULL) < 0 && ok) {
+        error_setg_errno(errp, errno, "cannot stop watching the stop fd");
+        ok = false;
+    }
+    return ok;
+}
+
+static bool server_watch_listen(IvshmemServer *s, Error **errp)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &s->listen_src };
+
+    s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (s->epoll_fd < 0) {
+        error_setg_errno(errp, errno, "cannot create an epoll instance");
+        return false;
+    }
+    if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, s->listen_fd, &ev) < 0) {
+        error_setg_errno(errp, errno, "cannot watch the listening socket");
+        return false;
+    }
+    return true;
+}
+
+static bool server_check_config(const IvshmemServerConfig *cfg, Error **errp)
+{
+    if (cfg->vectors < 1 || cfg->vectors > IVSHMEM_MAX_VECTORS) {
+        error_setg(errp, "the number of vectors must be between 1 and %d",
+                   IVSHMEM_MAX_VECTORS);
+        return false;
+    }
+    if (cfg->max_peers < 1 || cfg->max_peers > IVSHMEM_SERVER_MAX_PEERS) {
+        error_setg(errp, "the maximum number of peers must be between 1 "
+                   "and %d", IVSHMEM_SERVER_MAX_PEERS);
+        return false;
+    }
+    if (cfg->shm_kind != IVSHMEM_SERVER_SHM_MEMFD && !cfg->shm_path) {
+        error_setg(errp, "no shared memory name or path given");
+        return false;
+    }
+    if (cfg->listen_fd < 0 && !cfg->socket_path) {
+        error_setg(errp, "no socket path given");
+        return false;
+    }
+    return true;
+}
+
+IvshmemServer *ivshmem_server_new(const IvshmemServerConfig *cfg,
+                                  Error **errp)
+{
+    g_autofree char *size = NULL;
+    IvshmemServer *s;
+
+    if (!server_check_config(cfg, errp)) {
+        return NULL;
+    }
+    s = g_new0(IvshmemServer, 1);
+    s->cfg = *cfg;
+    s->socket_path = g_strdup(cfg->socket_path);
+    s->shm_path = g_strdup(cfg->shm_path);
+    s->cfg.socket_path = s->socket_path;
+    s->cfg.shm_path = s->shm_path;
+    s->epoll_fd = -1;
+    s->listen_fd = -1;
+    s->shm_fd = -1;
+    s->listen_src.kind = SOURCE_LISTEN;
+    s->stop_src.kind = SOURCE_STOP;
+    QTAILQ_INIT(&s->peers);
+    g_queue_init(&s->dirty);
+    s->ids = bitmap_new(IVSHMEM_MAX_PEERS);
+    s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+    if (!shm_init(s, errp) || !socket_init(s, errp) ||
+        !server_watch_listen(s, errp)) {
+        if (s->shm_created) {
+            unlink(s->shm_path);
+        }
+        ivshmem_server_free(s);
+        return NULL;
+    }
+    size = size_to_str(s->shm_size);
+    server_log(s, IVSHMEM_SERVER_LOG_INFO, "serving %s of shared memory "
+               "with %u vector(s) per peer on %s", size, s->cfg.vectors,
+               s->own_socket ? s->socket_path : "an inherited socket");
+    return s;
+}
+
+void ivshmem_server_free(IvshmemServer *s)
+{
+    Peer *peer;
+
+    if (!s) {
+        return;
+    }
+    /* Every peer goes: there is nobody to tell about the others. */
+    s->closing = true;
+    while ((peer = QTAILQ_FIRST(&s->peers))) {
+        peer_drop(peer, "server shutting down");
+    }
+    g_queue_clear(&s->dirty);
+    server_reap(s);
+    socket_release(s);
+    shm_release(s);
+    if (s->epoll_fd >= 0) {
+        close(s->epoll_fd);
+    }
+    if (s->reserve_fd >= 0) {
+        close(s->reserve_fd);
+    }
+    g_free(s->ids);
+    g_free(s->socket_path);
+    g_free(s->shm_path);
+    g_free(s);
+}
+
+int ivshmem_server_get_fd(IvshmemServer *s)
+{
+    return s->epoll_fd;
+}
+
+unsigned ivshmem_server_num_peers(IvshmemServer *s)
+{
+    return s->num_peers;
+}
+
+long ivshmem_server_peer_backlog(IvshmemServer *s, unsigned id)
+{
+    Peer *peer;
+
+    QTAILQ_FOREACH(peer, &s->peers, next) {
+        if (peer->id == id) {
+            return peer->backlog;
+        }
+    }
+    return -1;
+}
+
+uint64_t ivshmem_server_shm_size(IvshmemServer *s)
+{
+    return s->shm_size;
+}

@@ -1,0 +1,67 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Build the unmodified base next to the series, for the benchmarks that
+# compare the two: build/base/qemu gets qemu-system-x86_64 and the base's
+# contrib/ivshmem-server.  Same configuration and device set as ours, plus
+# --enable-tools (the base builds its ivshmem server only with the tools).
+#
+# The tree is laid out like ours (build/base/src, build/base/qemu), and
+# ccache is told not to hash the directory, so the files the two builds
+# share come from the cache.
+
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD:-$top/build}
+dir=$build/base
+src=$dir/src
+obj=$dir/qemu
+export CCACHE_NOHASHDIR=1
+
+"$top/scripts/install-deps.sh"
+base=$("$top/scripts/fetch-base.sh")
+mkdir -p "$dir"
+exec 9> "$dir/.lock"
+flock 9
+
+if ! [ -f "$src/.complete" ]; then
+    rm -rf "$src"
+    cp -al "$base" "$src"
+    rm -rf "$src/.pc"
+    cp "$top/configs/devices/x86_64-softmmu/ivshmem-series.mak" \
+       "$src/configs/devices/x86_64-softmmu/"
+    touch "$src/.complete"
+fi
+
+if ! [ -f "$obj/build.ninja" ]; then
+    rm -rf "$obj"
+    mkdir -p "$obj"
+    (
+        cd "$obj"
+        "$src/configure" \
+            --python=/usr/bin/python3 \
+            --target-list=x86_64-softmmu \
+            --without-default-features \
+            --without-default-devices \
+            --with-devices-x86_64=ivshmem-series \
+            --enable-kvm \
+            --enable-tools \
+            --disable-docs \
+            --disable-install-blobs \
+            --disable-werror
+    ) > "$dir/configure.log" 2>&1 || {
+        tail -n 30 "$dir/configure.log" >&2
+        echo "build-base: configure failed, see $dir/configure.log" >&2
+        exit 1
+    }
+fi
+
+fw=$obj/qemu-bundle/usr/local/share/qemu
+mkdir -p "$fw"
+for f in /usr/share/seabios/*.bin /usr/share/qemu/linuxboot_dma.bin \
+         /usr/share/qemu/kvmvapic.bin /usr/share/qemu/pvh.bin; do
+    [ -e "$f" ] && ln -sf "$f" "$fw/"
+done
+
+ninja -C "$obj" qemu-system-x86_64 contrib/ivshmem-server/ivshmem-server

@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Helpers shared by the ivshmem qtests: starting QEMU with ivshmem
+ * devices, reaching their BARs and MSI-X vectors through libqos, a
+ * scripted fake ivshmem server that runs in a thread of the test, the real
+ * ivshmem-server as a child process, and cleanup that also runs when an
+ * assertion aborts the test.
+ */
+
+#ifndef TESTS_QTEST_IVSHMEM_UTILS_H
+#define TESTS_QTEST_IVSHMEM_UTILS_H
+
+#include "libqtest.h"
+#include "libqos/pci.h"
+#include "hw/misc/ivshmem.h"
+#include "hw/pci/pci_regs.h"
+#include "qemu/units.h"
+
+/*
+ * The DOORBELL value for (@peer, @vector), spelled out from the ABI
+ * rather than taken from the device's header.
+ */
+#define IVS_DOORBELL(peer, vector) \
+    ((((uint32_t)(peer) & 0xffff) << 16) | ((uint32_t)(vector) & 0xffff))
+
+/* The subsystem IDs the devices inherit from the PCI core. */
+#define IVS_SUBSYS_VENDOR_ID    0x1af4
+#define IVS_SUBSYS_ID           0x1100
+
+/*
+ * Guest RAM where MSI-X messages land: vector N of the device in slot S
+ * writes its data to IVS_MSIX_RAM + S * 0x1000 + N * 4.  Low RAM that no
+ * firmware touches under qtest.
+ */
+#define IVS_MSIX_RAM            0x200000ULL
+#define IVS_MSIX_DATA(slot, vector) \
+    (0x5a000000u | ((uint32_t)(slot) << 16) | (uint32_t)(vector))
+
+/* How long to poll for something that must happen. */
+#define IVS_TIMEOUT_MS          10000
+
+/* ---- cleanup that survives a failed assertion ---- */
+
+/*
+ * Remember @path (unlinked) and @pid (SIGKILLed and reaped) for removal
+ * if the test aborts; ivs_forget_*() when the test cleaned up itself.
+ */
+void ivs_cleanup_path(const char *path);
+void ivs_forget_path(const char *path);
+void ivs_cleanup_pid(pid_t pid);
+void ivs_forget_pid(pid_t pid);
+
+/* A fresh file name under /dev/shm, registered for cleanup. */
+char *ivs_shm_path(const char *tag);
+
+/* unlink() @path and forget it. */
+void ivs_remove_path(const char *path);
+
+/* A fresh path for a unix socket, registered for cleanup. */
+char *ivs_socket_path(const char *tag);
+
+/* ---- QEMU ---- */
+
+/* True when KVM works for a qtest QEMU; otherwise g_test_skip()s. */
+bool ivs_require_kvm(void);
+
+/* Confirm that @qts really runs with KVM (query-kvm). */
+void ivs_assert_kvm(QTestState *qts);
+
+/* Open file descriptors of the QEMU behind @qts. */
+int ivs_count_fds(QTestState *qts);
+
+/* Run query-status: fails the test if QEMU does not answer. */
+void ivs_assert_alive(QTestState *qts);
+
+/*
+ * Start QEMU with @args (a complete -machine ... -device ... line), wait
+ * for it to exit on its own and return its exit status; its stderr is
+ * returned in @err.  Fails the test if QEMU does not exit within
+ * @timeout_ms or dies from a signal.
+ */
+int ivs_run_qemu(const char *args, int timeout_ms, char **err);
+
+/*
+ * Run @args, expect QEMU to refuse to start (exit status 1, no signal)
+ * with an error containing every string in the NULL-terminated list.
+ */
+void ivs_assert_startup_fails(const char *args, ...) G_GNUC_NULL_TERMINATED;
+
+/* Assert that the QMP error response @resp's description contains @what. */
+void ivs_assert_error_contains(QDict *resp, const char *what);
+
+/* device_add from a JSON object @json; returns the response. */
+QDict *ivs_device_add(QTestState *qts, const char *json);
+
+/* device_add from a JSON object @json, which must succeed. */
+void ivs_device_add_ok(QTestState *qts, const char *json);
+
+/*
+ * device_add from a JSON object @json, expecting failure; the error
+ * description must contain @what.
+ */
+void ivs_device_add_fails(QTestState *qts, const char *json,
+                          const char *what);
+
+/* ---- the device ---- */
+
+typedef struct IvsDev {
+    QTestState *qts;
+    QPCIBus *bus;
+    QPCIDevice *pdev;
+    int slot;
+    QPCIBar regs;               /* BAR0 */
+    QPCIBar shm;                /* BAR2 */
+    uint64_t regs_size;
+    uint64_t shm_size;
+    int vectors;                /* MSI-X table size, 0 without MSI-X */
+    bool msix_ready;
+} IvsDev;
+
+/* A pc/q35 PCI bus for @qts; free with qpci_free_pc(). */
+QPCIBus *ivs_pci_bus(QTestState *qts);
+
+/*
+ * The ivshmem device in slot @slot of bus 0: checks vendor/device ID,
+ * enables it and maps BAR0 and BAR2.
+ */
+IvsDev *ivs_dev_open(QTestState *qts, QPCIBus *bus, int slot);
+void ivs_dev_close(IvsDev *d);
+
+/*
+ * Check the guest-visible identity every ivshmem device shares: IDs,
+ * revision, subsystem, class, BAR0 (32-bit MMIO, 256 bytes), BAR2 (64-bit
+ * prefetchable, @shm_size bytes).  @vectors is the MSI-X table size a
+ * doorbell must have, or 0 for ivshmem-plain (no interrupt pin, no MSI-X,
+ * no BAR1).
+ */
+void ivs_assert_identity(IvsDev *d, uint64_t shm_size, int vectors);
+
+uint32_t ivs_reg_read(IvsDev *d, uint32_t offset);
+void ivs_reg_write(IvsDev *d, uint32_t offset, uint32_t value);
+void ivs_doorbell(IvsDev *d, uint16_t peer, uint16_t vector);
+
+/*
+ * Enable MSI-X, point every vector at its own word of guest RAM (see
+ * IVS_MSIX_RAM) with IVS_MSIX_DATA as data, clear those words and unmask
+ * every vector.
+ */
+void ivs_msix_setup(IvsDev *d);
+
+/* The guest RAM address vector @vector of @d writes to. */
+uint64_t ivs_msix_addr(IvsDev *d, int vector);
+
+/* Mask or unmask one vector in the MSI-X table. */
+void ivs_msix_mask(IvsDev *d, int vector, bool masked);
+
+/* The pending bit of @vector in the PBA. */
+bool ivs_msix_pending(IvsDev *d, int vector);
+
+/* Zero the RAM words every vector of @d writes to. */
+void ivs_msix_clear(IvsDev *d);
+
+/*
+ * Poll until vector @vector of @d has written its data, fail the test
+ * after IVS_TIMEOUT_MS.  The word is cleared again afterwards.
+ */
+void ivs_msix_wait(IvsDev *d, int vector);
+
+/* True if vector @vector has written since the last clear. */
+bool ivs_msix_fired(IvsDev *d, int vector);
+
+/* Assert that no vector of @d has written since the last clear. */
+void ivs_msix_assert_quiet(IvsDev *d);
+
+/* Poll until the PBA bit of @vector is set; fail after IVS_TIMEOUT_MS. */
+void ivs_msix_wait_pending(IvsDev *d, int vector);
+
+/* ---- the scripted fake server ---- */
+
+typedef enum IvsFdKind {
+    IVS_FD_NONE,
+    IVS_FD_SHM,                 /* the fake's shared memory */
+    IVS_FD_EVENTFD,             /* a new eventfd, kept as the ID's next vector */
+    IVS_FD_OTHER,               /* an fd that is neither (/dev/null) */
+} IvsFdKind;
+
+typedef struct IvsFake IvsFake;
+
+/* A fake server with @shm_size bytes of memory, listening, not started. */
+IvsFake *ivs_fake_new(uint64_t shm_size);
+const char *ivs_fake_socket(IvsFake *f);
+
+/* Script steps, played in order to the first client that connects. */
+void ivs_fake_push(IvsFake *f, int64_t value, IvsFdKind fd);
+void ivs_fake_push_raw(IvsFake *f, const void *buf, size_t len);
+void ivs_fake_push_close(IvsFake *f);
+
+/*
+ * Script a complete, well-formed handshake: version, @own_id, the memory,
+ * each ID of @peers (an array of @npeers) @vectors times with eventfds,
+ * then @own_id @vectors times.
+ */
+void ivs_fake_push_handshake(IvsFake *f, int own_id, const int *peers,
+                             int npeers, int vectors);
+
+/* Start the thread: accept one client and play the script to it. */
+void ivs_fake_start(IvsFake *f);
+
+/* Wait until the whole script was sent; fail after IVS_TIMEOUT_MS. */
+void ivs_fake_wait_played(IvsFake *f);
+
+/* After the script: send one more message (main thread). */
+void ivs_fake_send(IvsFake *f, int64_t value, IvsFdKind fd);
+
+/* Send raw bytes after the script. */
+void ivs_fake_send_raw(IvsFake *f, const void *buf, size_t len);
+
+/* The eventfd the fake sent as vector @vector of peer @id. */
+int ivs_fake_eventfd(IvsFake *f, int id, int vector);
+
+/* The fake's shared memory fd. */
+int ivs_fake_shm_fd(IvsFake *f);
+
+/*
+ * Whether the client has closed its end (poll with a bound); -1 if no
+ * client connected.
+ */
+bool ivs_fake_client_closed(IvsFake *f, int timeout_ms);
+
+/* Stop the thread and close every fd; unlinks the socket. */
+void ivs_fake_free(IvsFake *f);
+
+/* Read an eventfd's counter without blocking; 0 when not signalled. */
+uint64_t ivs_eventfd_take(int fd);
+
+/* Poll an eventfd until it is signalled; returns its counter. */
+uint64_t ivs_eventfd_wait(int fd);
+
+/* Signal an eventfd once. */
+void ivs_eventfd_signal(int fd);
+
+/* ---- the real ivshmem-server ---- */
+
+typedef struct IvsServer {
+    pid_t pid;
+    char *socket;
+    char *log;                  /* its stderr, in a file */
+} IvsServer;
+
+/*
+ * Start ./contrib/ivshmem-server/ivshmem-server (or $IVSHMEM_SERVER) with
+ * "-S SOCKET" and @args, and wait until the socket accepts connections.
+ * Returns NULL, after g_test_skip(), if there is no server binary.
+ */
+IvsServer *ivs_server_start(const char *args);
+void ivs_server_stop(IvsServer *s);
+
+/* ---- migration ---- */
+
+/*
+ * Migrate @from to @to (started with -incoming defer) over a unix socket.
+ * Returns true on success; on failure returns false with the source's
+ * error description in @err (if not NULL).
+ */
+bool ivs_migrate(QTestState *from, QTestState *to, char **err);
+
+/* Poll query-status until it reports @status. */
+void ivs_wait_status(QTestState *qts, const char *status);
+
+#endif

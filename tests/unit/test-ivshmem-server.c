@@ -1,0 +1,1027 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Unit tests of the ivshmem-server library: the exact setup sequence
+ * with its setup-end marker, ID reuse, --max-peers, slow and misbehaving
+ * peers, socket and shared memory life cycle, sizes, and fd leaks.
+ *
+ * The server runs in the test process and is driven by hand
+ * (ivshmem_server_poll), so every step is deterministic; poll timeouts
+ * are only upper bounds.  Each test runs in a subprocess whose temporary
+ * directory the parent removes, whatever happens to the test.
+ */
+
+#include "qemu/osdep.h"
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include "qapi/error.h"
+#include "qemu/bswap.h"
+#include "qemu/cutils.h"
+#include "../../contrib/ivshmem-server/ivshmem-server.h"
+
+#define TMPDIR_ENV      "IVSHMEM_SERVER_TEST_DIR"
+/* Upper bound for anything to arrive; never reached when all is well. */
+#define MSG_TIMEOUT_US  (10 * G_USEC_PER_SEC)
+#define MAX_TEST_VECTORS 8
+
+typedef struct Fixture {
+    const char *dir;
+    char *sock_path;
+    char *shm_name;             /* for the POSIX shared memory tests */
+    IvshmemServerConfig cfg;
+    IvshmemServer *s;
+    GString *log;
+} Fixture;
+
+/* A test peer: a raw protocol reader, no client library involved. */
+typedef struct TPeer {
+    int sock;
+    unsigned id;
+    int fds[MAX_TEST_VECTORS];  /* own eventfds */
+    int shm_fd;
+} TPeer;
+
+typedef struct TestCase {
+    const char *path;
+    void (*fn)(Fixture *f);
+} TestCase;
+
+static void log_cb(void *opaque, IvshmemServerLogLevel level, const char *msg)
+{
+    Fixture *f = opaque;
+
+    g_string_append_printf(f->log, "%d: %s\n", level, msg);
+    if (g_test_verbose()) {
+        g_printerr("server: %s\n", msg);
+    }
+}
+
+static void start_server(Fixture *f)
+{
+    f->s = ivshmem_server_new(&f->cfg, &error_abort);
+}
+
+/* Handle events until the server has nothing left to do. */
+static void settle(Fixture *f)
+{
+    struct pollfd pfd = { .fd = ivshmem_server_get_fd(f->s), .events = POLLIN };
+
+    while (poll(&pfd, 1, 0) > 0) {
+        g_assert_true(ivshmem_server_poll(f->s, 0, &error_abort));
+    }
+}
+
+static int count_fds(void)
+{
+    g_autoptr(GDir) dir = g_dir_open("/proc/self/fd", 0, NULL);
+    int n = 0;
+
+    g_assert_nonnull(dir);
+    while (g_dir_read_name(dir)) {
+        n++;
+    }
+    return n;
+}
+
+static int connect_raw(Fixture *f)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    g_assert_cmpint(sock, >=, 0);
+    pstrcpy(addr.sun_path, sizeof(addr.sun_path), f->sock_path);
+    g_assert_cmpint(connect(sock, (struct sockaddr *)&addr, sizeof(addr)),
+                    ==, 0);
+    return sock;
+}
+
+/* Read what the socket holds of one message; the fd comes with it. */
+static ssize_t recv_part(int sock, uint8_t *buf, size_t len, int *fd)
+{
+    union {
+        struct cmsghdr hdr;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct iovec iov = { .iov_base = buf, .iov_len = len };
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1,
+        .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
+    };
+    struct cmsghdr *cmsg;
+    ssize_t ret = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+    g_assert_false(mh.msg_flags & MSG_CTRUNC);
+    for (cmsg = CMSG_FIRSTHDR(&mh); ret > 0 && cmsg;
+         cmsg = CMSG_NXTHDR(&mh, cmsg)) {
+        g_assert_cmpint(*fd, ==, -1);
+        g_assert_cmpint(cmsg->cmsg_len, ==, CMSG_LEN(sizeof(int)));
+        memcpy(fd, CMSG_DATA(cmsg), sizeof(int));
+    }
+    return ret;
+}
+
+/* Run the server (if any) until it did something or 100 ms passed. */
+static void wait_for_data(Fixture *f, int sock)
+{
+    struct pollfd pfd = { .fd = sock, .events = POLLIN };
+
+    if (f->s) {
+        g_assert_true(ivshmem_server_poll(f->s, 100, &error_abort));
+    } else {
+        g_assert_cmpint(poll(&pfd, 1, 100), >=, 0);
+    }
+}
+
+/*
+ * Next message from the server, running the server while none is there.
+ * Returns false at end of file.
+ */
+static bool recv_msg(Fixture *f, int sock, int64_t *val, int *fd)
+{
+    int64_t deadline = g_get_monotonic_time() + MSG_TIMEOUT_US;
+    uint8_t buf[IVSHMEM_MSG_SIZE];
+    size_t have = 0;
+    ssize_t ret;
+
+    *fd = -1;
+    while (have < sizeof(buf)) {
+        ret = recv_part(sock, buf + have, sizeof(buf) - have, fd);
+        if (ret > 0) {
+            have += ret;
+            continue;
+        }
+        if (ret == 0) {
+            g_assert_cmpint(have, ==, 0);
+            g_assert_cmpint(*fd, ==, -1);
+            return false;
+        }
+        g_assert_cmpint(errno, ==, EAGAIN);
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        wait_for_data(f, sock);
+    }
+    *val = ldq_le_p(buf);
+    return true;
+}
+
+/* Expect @val, with an fd (returned) or without. */
+static int expect_msg(Fixture *f, int sock, int64_t val, bool with_fd)
+{
+    int64_t got;
+    int fd;
+
+    g_assert_true(recv_msg(f, sock, &got, &fd));
+    g_assert_cmpint(got, ==, val);
+    if (with_fd) {
+        g_assert_cmpint(fd, >=, 0);
+    } else {
+        g_assert_cmpint(fd, ==, -1);
+    }
+    return fd;
+}
+
+static void expect_eof(Fixture *f, int sock)
+{
+    int64_t val;
+    int fd;
+
+    g_assert_false(recv_msg(f, sock, &val, &fd));
+}
+
+static void expect_quiet(Fixture *f, int sock)
+{
+    char c;
+
+    settle(f);
+    g_assert_cmpint(recv(sock, &c, 1, MSG_DONTWAIT | MSG_PEEK), ==, -1);
+    g_assert_cmpint(errno, ==, EAGAIN);
+}
+
+/* @n fds for @id, closed: another peer's vectors. */
+static void expect_vectors(Fixture *f, int sock, unsigned id, unsigned n)
+{
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        close(expect_msg(f, sock, id, true));
+    }
+}
+
+/*
+ * Join as a new peer and check the whole setup sequence: version, own
+ * ID, shared memory, every peer in @others (ascending) once per vector,
+ * own vectors, then the marker (if @marker >= 0).
+ */
+static void tpeer_join(Fixture *f, TPeer *p, unsigned id,
+                       const unsigned *others, unsigned n_others, int marker)
+{
+    unsigned i, nvec = f->cfg.vectors;
+
+    *p = (TPeer) { .shm_fd = -1 };
+    for (i = 0; i < MAX_TEST_VECTORS; i++) {
+        p->fds[i] = -1;
+    }
+    p->sock = connect_raw(f);
+    p->id = id;
+    expect_msg(f, p->sock, IVSHMEM_PROTOCOL_VERSION, false);
+    expect_msg(f, p->sock, id, false);
+    p->shm_fd = expect_msg(f, p->sock, IVSHMEM_MSG_SHM, true);
+    for (i = 0; i < n_others; i++) {
+        expect_vectors(f, p->sock, others[i], nvec);
+    }
+    for (i = 0; i < nvec; i++) {
+        p->fds[i] = expect_msg(f, p->sock, id, true);
+    }
+    if (marker >= 0) {
+        expect_msg(f, p->sock, marker, false);
+    }
+}
+
+static void tpeer_leave(TPeer *p)
+{
+    unsigned i;
+
+    for (i = 0; i < MAX_TEST_VECTORS; i++) {
+        if (p->fds[i] >= 0) {
+            close(p->fds[i]);
+        }
+    }
+    close(p->shm_fd);
+    close(p->sock);
+}
+
+static void assert_log(Fixture *f, const char *text)
+{
+    if (!strstr(f->log->str, text)) {
+        g_printerr("log:\n%s", f->log->str);
+        g_assert_nonnull(strstr(f->log->str, text));
+    }
+}
+
+/* Tests */
+
+/* Two fds name the same eventfd if a write on one is read on the other. */
+static void assert_same_eventfd(int writer, int reader)
+{
+    uint64_t val = 1;
+    struct pollfd pfd = { .fd = reader, .events = POLLIN };
+
+    g_assert_cmpint(poll(&pfd, 1, 0), ==, 0);
+    g_assert_cmpint(write(writer, &val, sizeof(val)), ==, sizeof(val));
+    g_assert_cmpint(poll(&pfd, 1, 0), ==, 1);
+    g_assert_cmpint(read(reader, &val, sizeof(val)), ==, sizeof(val));
+    g_assert_cmpint(val, ==, 1);
+}
+
+static void test_handshake(Fixture *f)
+{
+    TPeer a, b;
+    struct stat st;
+    unsigned i;
+    int fd;
+
+    f->cfg.vectors = 3;
+    f->cfg.shm_size = 1 * MiB;
+    start_server(f);
+
+    tpeer_join(f, &a, 0, NULL, 0, 1);
+    g_assert_cmpint(fstat(a.shm_fd, &st), ==, 0);
+    g_assert_cmpint(st.st_size, ==, 1 * MiB);
+    expect_quiet(f, a.sock);
+
+    /* B learns A's vectors in order: the N-th fd is vector N-1. */
+    b.sock = connect_raw(f);
+    expect_msg(f, b.sock, IVSHMEM_PROTOCOL_VERSION, false);
+    expect_msg(f, b.sock, 1, false);
+    b.shm_fd = expect_msg(f, b.sock, IVSHMEM_MSG_SHM, true);
+    for (i = 0; i < 3; i++) {
+        fd = expect_msg(f, b.sock, 0, true);
+        assert_same_eventfd(fd, a.fds[i]);
+        close(fd);
+    }
+    for (i = 0; i < 3; i++) {
+        b.fds[i] = expect_msg(f, b.sock, 1, true);
+    }
+    expect_msg(f, b.sock, 2, false);
+    expect_quiet(f, b.sock);
+
+    /* A is told about B, vector by vector, and gets no marker. */
+    for (i = 0; i < 3; i++) {
+        fd = expect_msg(f, a.sock, 1, true);
+        assert_same_eventfd(fd, b.fds[i]);
+        close(fd);
+    }
+    expect_quiet(f, a.sock);
+
+    tpeer_leave(&b);
+    expect_msg(f, a.sock, 1, false);
+    expect_quiet(f, a.sock);
+    g_assert_cmpuint(ivshmem_server_num_peers(f->s), ==, 1);
+    tpeer_leave(&a);
+}
+
+/* The marker is the lowest ID that is neither ours nor a peer's. */
+static void test_marker_value(Fixture *f)
+{
+    TPeer p[4];
+    const unsigned others[] = { 0, 2 };
+
+    start_server(f);
+    tpeer_join(f, &p[0], 0, NULL, 0, 1);
+    tpeer_join(f, &p[1], 1, (unsigned[]){ 0 }, 1, 2);
+    tpeer_join(f, &p[2], 2, (unsigned[]){ 0, 1 }, 2, 3);
+    tpeer_leave(&p[1]);
+    settle(f);
+    /* Takes the free ID 1; 0 and 2 are peers: the marker is 3. */
+    tpeer_join(f, &p[3], 1, others, 2, 3);
+    tpeer_leave(&p[3]);
+    tpeer_leave(&p[2]);
+    tpeer_leave(&p[0]);
+}
+
+static void test_no_marker(Fixture *f)
+{
+    TPeer a, b;
+
+    f->cfg.setup_marker = false;
+    f->cfg.vectors = 2;
+    start_server(f);
+    tpeer_join(f, &a, 0, NULL, 0, -1);
+    expect_quiet(f, a.sock);
+    tpeer_join(f, &b, 1, (unsigned[]){ 0 }, 1, -1);
+    expect_quiet(f, b.sock);
+    expect_vectors(f, a.sock, 1, 2);
+    tpeer_leave(&b);
+    expect_msg(f, a.sock, 1, false);
+    tpeer_leave(&a);
+}
+
+/* Connect and read only as far as the ID the server gives. */
+static int join_expect_id(Fixture *f, unsigned id)
+{
+    int sock = connect_raw(f);
+
+    expect_msg(f, sock, IVSHMEM_PROTOCOL_VERSION, false);
+    expect_msg(f, sock, id, false);
+    return sock;
+}
+
+static void test_id_reuse(Fixture *f)
+{
+    int sock[5];
+    unsigned i;
+
+    start_server(f);
+    for (i = 0; i < 4; i++) {
+        sock[i] = join_expect_id(f, i);
+    }
+    close(sock[2]);
+    close(sock[1]);
+    settle(f);
+    /* Lowest free first: 1, then 2, then 4. */
+    sock[1] = join_expect_id(f, 1);
+    sock[2] = join_expect_id(f, 2);
+    sock[4] = join_expect_id(f, 4);
+    for (i = 0; i < 5; i++) {
+        close(sock[i]);
+    }
+    settle(f);
+    g_assert_cmpuint(ivshmem_server_num_peers(f->s), ==, 0);
+}
+
+static void test_max_peers(Fixture *f)
+{
+    TPeer a, b;
+    int sock;
+
+    f->cfg.max_peers = 2;
+    start_server(f);
+    tpeer_join(f, &a, 0, NULL, 0, 1);
+    tpeer_join(f, &b, 1, (unsigned[]){ 0 }, 1, 2);
+
+    /* The third is closed before any message; nobody hears of it. */
+    sock = connect_raw(f);
+    expect_eof(f, sock);
+    close(sock);
+    assert_log(f, "--max-peers 2");
+    expect_vectors(f, a.sock, 1, 1);
+    expect_quiet(f, a.sock);
+    expect_quiet(f, b.sock);
+
+    /* Room again once a peer has left. */
+    tpeer_leave(&a);
+    expect_msg(f, b.sock, 0, false);
+    tpeer_join(f, &a, 0, (unsigned[]){ 1 }, 1, 2);
+    tpeer_leave(&a);
+    tpeer_leave(&b);
+}
+
+/*
+ * A peer that does not read while others come and go gets every message,
+ * in order, once it reads: the server queues what the socket refuses.
+ */
+static void test_slow_peer(Fixture *f)
+{
+    const unsigned cycles = 400;
+    TPeer slow, p;
+    unsigned i;
+
+    f->cfg.vectors = 4;
+    start_server(f);
+    tpeer_join(f, &slow, 0, NULL, 0, 1);
+    for (i = 0; i < cycles; i++) {
+        tpeer_join(f, &p, 1, (unsigned[]){ 0 }, 1, 2);
+        tpeer_leave(&p);
+        settle(f);
+    }
+    /* The socket buffer is full: the rest waits in the server's queue. */
+    g_assert_cmpint(ivshmem_server_peer_backlog(f->s, 0), >, 0);
+    for (i = 0; i < cycles; i++) {
+        expect_vectors(f, slow.sock, 1, 4);
+        expect_msg(f, slow.sock, 1, false);
+    }
+    expect_quiet(f, slow.sock);
+    g_assert_cmpint(ivshmem_server_peer_backlog(f->s, 0), ==, 0);
+    tpeer_leave(&slow);
+}
+
+/*
+ * select() cannot watch fds from FD_SETSIZE (1024) on: push every fd of
+ * the server and its peers above that and check that all still works.
+ */
+static void test_high_fds(Fixture *f)
+{
+    const int n = FD_SETSIZE + 16;
+    g_autofree int *filler = g_new(int, n);
+    struct rlimit rl;
+    TPeer a, b;
+    int i;
+
+    g_assert_cmpint(getrlimit(RLIMIT_NOFILE, &rl), ==, 0);
+    if (rl.rlim_cur < 2 * n) {
+        g_test_skip("the fd limit is too low");
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        filler[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        g_assert_cmpint(filler[i], >=, 0);
+    }
+    start_server(f);
+    g_assert_cmpint(ivshmem_server_get_fd(f->s), >=, FD_SETSIZE);
+    tpeer_join(f, &a, 0, NULL, 0, 1);
+    tpeer_join(f, &b, 1, (unsigned[]){ 0 }, 1, 2);
+    g_assert_cmpint(b.sock, >=, FD_SETSIZE);
+    expect_vectors(f, a.sock, 1, 1);
+    tpeer_leave(&b);
+    expect_msg(f, a.sock, 1, false);
+    tpeer_leave(&a);
+    for (i = 0; i < n; i++) {
+        close(filler[i]);
+    }
+}
+
+/* A peer that sends, half-closes or leaves mid-setup is dropped. */
+static void test_bad_peers(Fixture *f)
+{
+    TPeer a, b;
+    int64_t val;
+    int fd;
+
+    start_server(f);
+    tpeer_join(f, &a, 0, NULL, 0, 1);
+
+    tpeer_join(f, &b, 1, (unsigned[]){ 0 }, 1, 2);
+    g_assert_cmpint(send(b.sock, "x", 1, 0), ==, 1);
+    expect_eof(f, b.sock);
+    expect_vectors(f, a.sock, 1, 1);
+    expect_msg(f, a.sock, 1, false);
+    assert_log(f, "sent data");
+    tpeer_leave(&b);
+
+    tpeer_join(f, &b, 1, (unsigned[]){ 0 }, 1, 2);
+    g_assert_cmpint(shutdown(b.sock, SHUT_WR), ==, 0);
+    expect_eof(f, b.sock);
+    expect_vectors(f, a.sock, 1, 1);
+    expect_msg(f, a.sock, 1, false);
+    tpeer_leave(&b);
+
+    /* Gone after two messages of its setup. */
+    b.sock = connect_raw(f);
+    g_assert_true(recv_msg(f, b.sock, &val, &fd));
+    g_assert_true(recv_msg(f, b.sock, &val, &fd));
+    close(b.sock);
+    settle(f);
+    expect_vectors(f, a.sock, 1, 1);
+    expect_msg(f, a.sock, 1, false);
+    expect_quiet(f, a.sock);
+    g_assert_cmpuint(ivshmem_server_num_peers(f->s), ==, 1);
+    tpeer_leave(&a);
+}
+
+static void test_stale_socket(Fixture *f)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    int sock = socket(AF_UNIX, SOCK_STREAM, 0);
+    TPeer a;
+
+    /* A socket file that nobody listens on, as a crashed server leaves. */
+    pstrcpy(addr.sun_path, sizeof(addr.sun_path), f->sock_path);
+    g_assert_cmpint(bind(sock, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
+    close(sock);
+    g_assert_true(g_file_test(f->sock_path, G_FILE_TEST_EXISTS));
+    start_server(f);
+    tpeer_join(f, &a, 0, NULL, 0, 1);
+    tpeer_leave(&a);
+}
+
+static void test_live_socket(Fixture *f)
+{
+    g_autoptr(IvshmemServer) other = NULL;
+    Error *err = NULL;
+    TPeer a;
+
+    start_server(f);
+    other = ivshmem_server_new(&f->cfg, &err);
+    g_assert_null(other);
+    g_assert_nonnull(strstr(error_get_pretty(err), "another server is "
+                            "running"));
+    error_free(err);
+    /* The running server keeps its socket and still serves. */
+    g_assert_true(g_file_test(f->sock_path, G_FILE_TEST_EXISTS));
+    settle(f);
+    tpeer_join(f, &a, 0, NULL, 0, 1);
+    tpeer_leave(&a);
+}
+
+static void test_not_a_socket(Fixture *f)
+{
+    Error *err = NULL;
+
+    g_assert_true(g_file_set_contents(f->sock_path, "data", -1, NULL));
+    g_assert_null(ivshmem_server_new(&f->cfg, &err));
+    g_assert_nonnull(strstr(error_get_pretty(err), "not a socket"));
+    error_free(err);
+    g_assert_true(g_file_test(f->sock_path, G_FILE_TEST_IS_REGULAR));
+}
+
+static void assert_size_error(const char *str, const char *text)
+{
+    Error *err = NULL;
+    uint64_t size = 0;
+
+    g_assert_false(ivshmem_server_parse_size(str, &size, &err));
+    if (!strstr(error_get_pretty(err), text)) {
+        g_printerr("'%s': %s\n", str, error_get_pretty(err));
+        g_assert_not_reached();
+    }
+    error_free(err);
+}
+
+static void test_parse_size(Fixture *f)
+{
+    uint64_t size;
+
+    g_assert_true(ivshmem_server_parse_size("1M", &size, &error_abort));
+    g_assert_cmpuint(size, ==, 1 * MiB);
+    g_assert_true(ivshmem_server_parse_size("2G", &size, &error_abort));
+    g_assert_cmpuint(size, ==, 2 * GiB);
+    g_assert_true(ivshmem_server_parse_size("8G", &size, &error_abort));
+    g_assert_cmpuint(size, ==, 8 * GiB);
+    g_assert_true(ivshmem_server_parse_size("1T", &size, &error_abort));
+    g_assert_cmpuint(size, ==, 1 * TiB);
+    assert_size_error("3M", "nearest valid sizes are 2 MiB and 4 MiB");
+    assert_size_error("5G", "nearest valid sizes are 4 GiB and 8 GiB");
+    assert_size_error("0", "too small");
+    assert_size_error("12abc", "invalid size");
+    assert_size_error("-4M", "invalid size");
+}
+
+/* Create a server of @size and check the size a peer sees. */
+static void check_served_size(Fixture *f, uint64_t size)
+{
+    struct stat st;
+    TPeer a;
+
+    f->cfg.shm_size = size;
+    start_server(f);
+    tpeer_join(f, &a, 0, NULL, 0, 1);
+    g_assert_cmpint(fstat(a.shm_fd, &st), ==, 0);
+    g_assert_cmpuint(st.st_size, ==, size);
+    tpeer_leave(&a);
+    g_clear_pointer(&f->s, ivshmem_server_free);
+}
+
+static void test_sizes(Fixture *f)
+{
+    g_autofree char *file = g_build_filename(f->dir, "mem", NULL);
+    Error *err = NULL;
+    struct stat st;
+
+    check_served_size(f, 1 * MiB);
+    check_served_size(f, 2 * GiB);
+    /* Beyond 4 GiB (no 32-bit truncation), sparse so it costs nothing. */
+    check_served_size(f, 8 * GiB);
+    f->cfg.shm_kind = IVSHMEM_SERVER_SHM_FILE;
+    f->cfg.shm_path = file;
+    check_served_size(f, 8 * GiB);
+    g_assert_cmpint(stat(file, &st), ==, 0);
+    g_assert_cmpint(st.st_blocks * 512, <, 1 * MiB);
+
+    f->cfg.shm_kind = IVSHMEM_SERVER_SHM_MEMFD;
+    f->cfg.shm_size = 3 * MiB;
+    g_assert_null(ivshmem_server_new(&f->cfg, &err));
+    g_assert_nonnull(strstr(error_get_pretty(err), "2 MiB and 4 MiB"));
+    error_free(err);
+    g_assert_false(g_file_test(f->sock_path, G_FILE_TEST_EXISTS));
+}
+
+static void test_persistent_file(Fixture *f)
+{
+    g_autofree char *file = g_build_filename(f->dir, "persistent", NULL);
+    g_autofree char *contents = NULL;
+    Error *err = NULL;
+    TPeer a;
+    char *p;
+
+    f->cfg.shm_kind = IVSHMEM_SERVER_SHM_FILE;
+    f->cfg.shm_path = file;
+    f->cfg.shm_size = 64 * KiB;
+    start_server(f);
+    tpeer_join(f, &a, 0, NULL, 0, 1);
+    p = mmap(NULL, 64 * KiB, PROT_READ | PROT_WRITE, MAP_SHARED, a.shm_fd, 0);
+    g_assert_true(p != MAP_FAILED);
+    strcpy(p, "kept");
+    munmap(p, 64 * KiB);
+    tpeer_leave(&a);
+    g_clear_pointer(&f->s, ivshmem_server_free);
+
+    g_assert_false(g_file_test(f->sock_path, G_FILE_TEST_EXISTS));
+    g_assert_true(g_file_get_contents(file, &contents, NULL, NULL));
+    g_assert_cmpstr(contents, ==, "kept");
+
+    /* Without a size, an existing file gives its own. */
+    f->cfg.shm_size = 0;
+    start_server(f);
+    g_assert_cmpuint(ivshmem_server_shm_size(f->s), ==, 64 * KiB);
+    g_clear_pointer(&f->s, ivshmem_server_free);
+
+    /* A different size would destroy data: refused. */
+    f->cfg.shm_size = 128 * KiB;
+    g_assert_null(ivshmem_server_new(&f->cfg, &err));
+    g_assert_nonnull(strstr(error_get_pretty(err), "is 64 KiB, not 128 KiB"));
+    error_free(err);
+    g_assert_true(g_file_test(file, G_FILE_TEST_EXISTS));
+}
+
+static void test_shutdown(Fixture *f)
+{
+    TPeer a, b;
+
+    start_server(f);
+    tpeer_join(f, &a, 0, NULL, 0, 1);
+    tpeer_join(f, &b, 1, (unsigned[]){ 0 }, 1, 2);
+    g_clear_pointer(&f->s, ivshmem_server_free);
+    g_assert_false(g_file_test(f->sock_path, G_FILE_TEST_EXISTS));
+    /* Peers see the end of the stream after what was already sent. */
+    expect_vectors(f, a.sock, 1, 1);
+    expect_eof(f, a.sock);
+    expect_eof(f, b.sock);
+    tpeer_leave(&a);
+    tpeer_leave(&b);
+}
+
+static void test_shm_posix(Fixture *f)
+{
+    int fd;
+
+    f->cfg.shm_kind = IVSHMEM_SERVER_SHM_POSIX;
+    f->cfg.shm_path = f->shm_name;
+    check_served_size(f, 1 * MiB);
+    /* Released at exit. */
+    fd = shm_open(f->shm_name, O_RDONLY, 0);
+    g_assert_cmpint(fd, ==, -1);
+    g_assert_cmpint(errno, ==, ENOENT);
+}
+
+static void test_shm_dir(Fixture *f)
+{
+    g_autofree char *sub = g_build_filename(f->dir, "hugepages", NULL);
+    g_autoptr(GDir) dir = NULL;
+
+    g_assert_cmpint(mkdir(sub, 0700), ==, 0);
+    f->cfg.shm_kind = IVSHMEM_SERVER_SHM_DIR;
+    f->cfg.shm_path = sub;
+    f->cfg.shm_size = 2 * MiB;
+    start_server(f);
+    /* The file has no name from the start: nothing can be left behind. */
+    dir = g_dir_open(sub, 0, NULL);
+    g_assert_nonnull(dir);
+    g_assert_null(g_dir_read_name(dir));
+    g_clear_pointer(&f->s, ivshmem_server_free);
+    check_served_size(f, 2 * MiB);
+}
+
+static void test_bad_config(Fixture *f)
+{
+    Error *err = NULL;
+
+    f->cfg.vectors = 0;
+    g_assert_null(ivshmem_server_new(&f->cfg, &err));
+    error_free(err);
+    err = NULL;
+    f->cfg.vectors = 1;
+    f->cfg.max_peers = IVSHMEM_MAX_PEERS;
+    g_assert_null(ivshmem_server_new(&f->cfg, &err));
+    error_free(err);
+    g_assert_false(g_file_test(f->sock_path, G_FILE_TEST_EXISTS));
+}
+
+/* Connect and disconnect 10,000 times: no fd may stay behind. */
+static void test_no_fd_leak(Fixture *f)
+{
+    TPeer watcher, p;
+    int before, i;
+
+    start_server(f);
+    tpeer_join(f, &watcher, 0, NULL, 0, 1);
+    /* One cycle first, so that lazily allocated fds count in @before. */
+    tpeer_join(f, &p, 1, (unsigned[]){ 0 }, 1, 2);
+    tpeer_leave(&p);
+    expect_vectors(f, watcher.sock, 1, 1);
+    expect_msg(f, watcher.sock, 1, false);
+    before = count_fds();
+    for (i = 0; i < 10000; i++) {
+        tpeer_join(f, &p, 1, (unsigned[]){ 0 }, 1, 2);
+        tpeer_leave(&p);
+        expect_vectors(f, watcher.sock, 1, 1);
+        expect_msg(f, watcher.sock, 1, false);
+    }
+    settle(f);
+    g_assert_cmpint(count_fds(), ==, before);
+    g_assert_cmpuint(ivshmem_server_num_peers(f->s), ==, 1);
+    tpeer_leave(&watcher);
+}
+
+/* The daemon: options, signals, socket activation */
+
+static char *server_binary(void)
+{
+    return g_test_build_filename(G_TEST_BUILT, "..", "..", "contrib",
+                                 "ivshmem-server", "ivshmem-server", NULL);
+}
+
+/* Run the daemon to completion; returns its exit status. */
+static int run_daemon(const char *const *args, char **out, char **err)
+{
+    g_autofree char *bin = server_binary();
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    int status;
+
+    g_ptr_array_add(argv, bin);
+    for (; *args; args++) {
+        g_ptr_array_add(argv, (char *)*args);
+    }
+    g_ptr_array_add(argv, NULL);
+    g_assert_true(g_spawn_sync(NULL, (char **)argv->pdata, NULL, 0, NULL,
+                               NULL, out, err, &status, NULL));
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static bool have_daemon(void)
+{
+    g_autofree char *bin = server_binary();
+
+    if (!g_file_test(bin, G_FILE_TEST_IS_EXECUTABLE)) {
+        g_test_skip("ivshmem-server is not built");
+        return false;
+    }
+    return true;
+}
+
+static void test_daemon_help(Fixture *f)
+{
+    static const char *const help[] = { "--help", NULL };
+    static const char *const opts[] = {
+        "--socket", "--shm-name", "--shm-dir", "--shm-file", "--size",
+        "--vectors", "--max-peers", "--no-setup-marker", "--daemon",
+        "--foreground", "--pidfile", "--verbose", "--help", "-S,", "-l,",
+        "-n,", "-F,", "-p,", "-v,", "-h,", "-m ", "-M ",
+    };
+    static const char *const bad[] = { "-l", "3M", NULL };
+    g_autofree char *out = NULL;
+    g_autofree char *err = NULL;
+    unsigned i;
+
+    if (!have_daemon()) {
+        return;
+    }
+    g_assert_cmpint(run_daemon(help, &out, NULL), ==, 0);
+    for (i = 0; i < G_N_ELEMENTS(opts); i++) {
+        g_assert_nonnull(strstr(out, opts[i]));
+    }
+    g_assert_nonnull(strstr(out, "default 1)"));
+    g_assert_nonnull(strstr(out, "every\n                         "
+                            "device on this server must use vectors=N"));
+    g_assert_cmpint(run_daemon(bad, NULL, &err), ==, 1);
+    g_assert_nonnull(strstr(err, "nearest valid sizes are 2 MiB and 4 MiB"));
+}
+
+static int pid_from_file(const char *path)
+{
+    g_autofree char *text = NULL;
+    int pid;
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    g_assert_cmpint(qemu_strtoi(g_strstrip(text), NULL, 10, &pid), ==, 0);
+    return pid;
+}
+
+/* Wait (bounded) for a process that is not our child to end. */
+static void wait_gone(int pid)
+{
+    int pidfd = syscall(SYS_pidfd_open, pid, 0);
+    struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+
+    g_assert_cmpint(pidfd, >=, 0);
+    g_assert_cmpint(poll(&pfd, 1, MSG_TIMEOUT_US / 1000), ==, 1);
+    close(pidfd);
+}
+
+static void test_daemon_sigterm(Fixture *f)
+{
+    g_autofree char *pidfile = g_build_filename(f->dir, "pid", NULL);
+    g_autofree char *mem = g_build_filename(f->dir, "mem", NULL);
+    const char *const args[] = {
+        "--daemon", "-p", pidfile, "-S", f->sock_path, "--shm-file", mem,
+        "-l", "1M", NULL
+    };
+    TPeer a;
+    int pid;
+
+    if (!have_daemon()) {
+        return;
+    }
+    /* The first process returns once the server is ready. */
+    g_assert_cmpint(run_daemon(args, NULL, NULL), ==, 0);
+    pid = pid_from_file(pidfile);
+    tpeer_join(f, &a, 0, NULL, 0, 1);
+    g_assert_cmpint(kill(pid, SIGTERM), ==, 0);
+    wait_gone(pid);
+    expect_eof(f, a.sock);
+    tpeer_leave(&a);
+    g_assert_false(g_file_test(f->sock_path, G_FILE_TEST_EXISTS));
+    g_assert_false(g_file_test(pidfile, G_FILE_TEST_EXISTS));
+    g_assert_true(g_file_test(mem, G_FILE_TEST_IS_REGULAR));
+}
+
+/* systemd passes a listening socket as fd 3, LISTEN_PID names the child. */
+static void test_socket_activation(Fixture *f)
+{
+    g_autofree char *bin = server_binary();
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    int lfd, status;
+    TPeer a;
+    pid_t pid;
+
+    if (!have_daemon()) {
+        return;
+    }
+    lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    pstrcpy(addr.sun_path, sizeof(addr.sun_path), f->sock_path);
+    g_assert_cmpint(bind(lfd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
+    g_assert_cmpint(listen(lfd, 4), ==, 0);
+    pid = fork();
+    g_assert_cmpint(pid, >=, 0);
+    if (pid == 0) {
+        g_autofree char *me = g_strdup_printf("%d", getpid());
+
+        if (dup2(lfd, 3) != 3 || !g_setenv("LISTEN_PID", me, true) ||
+            !g_setenv("LISTEN_FDS", "1", true)) {
+            _exit(126);
+        }
+        execl(bin, bin, "-S", "/nonexistent/ignored", (char *)NULL);
+        _exit(127);
+    }
+    close(lfd);
+    /* The connection waits in the socket's backlog: no race. */
+    tpeer_join(f, &a, 0, NULL, 0, 1);
+    g_assert_cmpint(kill(pid, SIGTERM), ==, 0);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+    tpeer_leave(&a);
+    /* The socket belongs to systemd: it stays. */
+    g_assert_true(g_file_test(f->sock_path, G_FILE_TEST_EXISTS));
+}
+
+static const TestCase tests[] = {
+    { "/ivshmem-server/handshake", test_handshake },
+    { "/ivshmem-server/marker-value", test_marker_value },
+    { "/ivshmem-server/no-marker", test_no_marker },
+    { "/ivshmem-server/id-reuse", test_id_reuse },
+    { "/ivshmem-server/max-peers", test_max_peers },
+    { "/ivshmem-server/slow-peer", test_slow_peer },
+    { "/ivshmem-server/high-fds", test_high_fds },
+    { "/ivshmem-server/bad-peers", test_bad_peers },
+    { "/ivshmem-server/socket/stale", test_stale_socket },
+    { "/ivshmem-server/socket/live", test_live_socket },
+    { "/ivshmem-server/socket/not-a-socket", test_not_a_socket },
+    { "/ivshmem-server/size/parse", test_parse_size },
+    { "/ivshmem-server/size/serve", test_sizes },
+    { "/ivshmem-server/shm/persistent-file", test_persistent_file },
+    { "/ivshmem-server/shm/posix", test_shm_posix },
+    { "/ivshmem-server/shm/dir", test_shm_dir },
+    { "/ivshmem-server/shutdown", test_shutdown },
+    { "/ivshmem-server/bad-config", test_bad_config },
+    { "/ivshmem-server/no-fd-leak", test_no_fd_leak },
+    { "/ivshmem-server/daemon/help", test_daemon_help },
+    { "/ivshmem-server/daemon/sigterm", test_daemon_sigterm },
+    { "/ivshmem-server/daemon/socket-activation", test_socket_activation },
+};
+
+static char *shm_name_for(const char *dir)
+{
+    g_autofree char *base = g_path_get_basename(dir);
+
+    return g_strdup_printf("/%s", base);
+}
+
+/* In the subprocess: the test itself. */
+static void run_test(const TestCase *tc, const char *dir)
+{
+    Fixture f = { .dir = dir };
+
+    f.sock_path = g_build_filename(dir, "sock", NULL);
+    f.shm_name = shm_name_for(dir);
+    f.log = g_string_new(NULL);
+    ivshmem_server_config_init(&f.cfg);
+    f.cfg.socket_path = f.sock_path;
+    f.cfg.log = log_cb;
+    f.cfg.log_opaque = &f;
+    tc->fn(&f);
+    ivshmem_server_free(f.s);
+    g_string_free(f.log, true);
+    g_free(f.shm_name);
+    g_free(f.sock_path);
+}
+
+static void remove_tree(const char *path)
+{
+    g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
+    const char *name;
+
+    while (dir && (name = g_dir_read_name(dir))) {
+        g_autofree char *child = g_build_filename(path, name, NULL);
+
+        if (g_file_test(child, G_FILE_TEST_IS_DIR)) {
+            remove_tree(child);
+        } else {
+            unlink(child);
+        }
+    }
+    rmdir(path);
+}
+
+/* In the parent: a fresh directory, the subprocess, then cleanup. */
+static void run_isolated(gconstpointer data)
+{
+    const TestCase *tc = data;
+    g_autofree char *dir = NULL;
+    g_autofree char *shm_name = NULL;
+
+    if (g_test_subprocess()) {
+        run_test(tc, g_getenv(TMPDIR_ENV));
+        return;
+    }
+    dir = g_dir_make_tmp("ivshmem-server-test-XXXXXX", NULL);
+    g_assert_nonnull(dir);
+    shm_name = shm_name_for(dir);
+    g_setenv(TMPDIR_ENV, dir, true);
+    g_test_trap_subprocess(NULL, 120 * G_USEC_PER_SEC,
+                           G_TEST_SUBPROCESS_INHERIT_STDERR);
+    remove_tree(dir);
+    shm_unlink(shm_name);
+    g_test_trap_assert_passed();
+}
+
+int main(int argc, char **argv)
+{
+    struct rlimit rl;
+    unsigned i;
+
+    g_test_init(&argc, &argv, NULL);
+    /* A failed test must not stop the parent from running the others. */
+    if (!g_test_subprocess()) {
+        g_test_set_nonfatal_assertions();
+    }
+    /* The slow peer test holds a few thousand eventfds in flight. */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    for (i = 0; i < G_N_ELEMENTS(tests); i++) {
+        g_test_add_data_func(tests[i].path, &tests[i], run_isolated);
+    }
+    return g_test_run();
+}

@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include "qapi/error.h"
 #include "qemu/bitmap.h"
+#include "qemu/bswap.h"
 #include "qemu/cutils.h"
 #include "qemu/host-utils.h"
 #include "qemu/memfd.h"
@@ -575,30 +576,32 @@ static void peer_queued(Peer *peer)
     }
 }
 
+/* Append a message; takes the reference @ref that keeps @fd open. */
+static void peer_queue_msg(Peer *peer, int64_t value, int fd, Vectors *ref)
+{
+    Msg *msg = g_new(Msg, 1);
+
+    stq_le_p(msg->data, value);
+    msg->fd = fd;
+    msg->ref = ref;
+    QSIMPLEQ_INSERT_TAIL(&peer->queue, msg, next);
+    peer_queued(peer);
+}
+
 /* Append a message; @v and @vector name the fd to pass, if any. */
 static void peer_queue(Peer *peer, int64_t value, Vectors *v, unsigned vector)
 {
-    Msg *msg = g_new(Msg, 1);
-    uint64_t le = cpu_to_le64(value);
-
-    memcpy(msg->data, &le, sizeof(msg->data));
-    msg->fd = v ? v->fds[vector] : -1;
-    msg->ref = v ? vectors_ref(v) : NULL;
-    QSIMPLEQ_INSERT_TAIL(&peer->queue, msg, next);
-    peer_queued(peer);
+    if (v) {
+        peer_queue_msg(peer, value, v->fds[vector], vectors_ref(v));
+    } else {
+        peer_queue_msg(peer, value, -1, NULL);
+    }
 }
 
 /* The shared memory fd belongs to the server, which outlives every peer. */
 static void peer_queue_shm(Peer *peer)
 {
-    Msg *msg = g_new(Msg, 1);
-    uint64_t le = cpu_to_le64(IVSHMEM_MSG_SHM);
-
-    memcpy(msg->data, &le, sizeof(msg->data));
-    msg->fd = peer->s->shm_fd;
-    msg->ref = NULL;
-    QSIMPLEQ_INSERT_TAIL(&peer->queue, msg, next);
-    peer_queued(peer);
+    peer_queue_msg(peer, IVSHMEM_MSG_SHM, peer->s->shm_fd, NULL);
 }
 
 static void msg_free(Msg *msg)

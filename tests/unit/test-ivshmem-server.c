@@ -12,6 +12,7 @@
 
 #include "qemu/osdep.h"
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -45,6 +46,7 @@ typedef struct TPeer {
 typedef struct TestCase {
     const char *path;
     void (*fn)(Fixture *f);
+    bool needs_daemon;          /* runs the ivshmem-server program */
 } TestCase;
 
 static void log_cb(void *opaque, IvshmemServerLogLevel level, const char *msg)
@@ -787,17 +789,6 @@ static int run_daemon(const char *const *args, char **out, char **err)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static bool have_daemon(void)
-{
-    g_autofree char *bin = server_binary();
-
-    if (!g_file_test(bin, G_FILE_TEST_IS_EXECUTABLE)) {
-        g_test_skip("ivshmem-server is not built");
-        return false;
-    }
-    return true;
-}
-
 static void test_daemon_help(Fixture *f)
 {
     static const char *const help[] = { "--help", NULL };
@@ -812,9 +803,6 @@ static void test_daemon_help(Fixture *f)
     g_autofree char *err = NULL;
     unsigned i;
 
-    if (!have_daemon()) {
-        return;
-    }
     g_assert_cmpint(run_daemon(help, &out, NULL), ==, 0);
     for (i = 0; i < G_N_ELEMENTS(opts); i++) {
         g_assert_nonnull(strstr(out, opts[i]));
@@ -849,6 +837,7 @@ static void wait_gone(int pid)
 
 static void test_daemon_sigterm(Fixture *f)
 {
+    /* "pid", for stop_leftover_daemon() */
     g_autofree char *pidfile = g_build_filename(f->dir, "pid", NULL);
     g_autofree char *mem = g_build_filename(f->dir, "mem", NULL);
     const char *const args[] = {
@@ -858,9 +847,6 @@ static void test_daemon_sigterm(Fixture *f)
     TPeer a;
     int pid;
 
-    if (!have_daemon()) {
-        return;
-    }
     /* The first process returns once the server is ready. */
     g_assert_cmpint(run_daemon(args, NULL, NULL), ==, 0);
     pid = pid_from_file(pidfile);
@@ -883,9 +869,6 @@ static void test_socket_activation(Fixture *f)
     TPeer a;
     pid_t pid;
 
-    if (!have_daemon()) {
-        return;
-    }
     lfd = socket(AF_UNIX, SOCK_STREAM, 0);
     pstrcpy(addr.sun_path, sizeof(addr.sun_path), f->sock_path);
     g_assert_cmpint(bind(lfd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
@@ -895,7 +878,9 @@ static void test_socket_activation(Fixture *f)
     if (pid == 0) {
         g_autofree char *me = g_strdup_printf("%d", getpid());
 
-        if (dup2(lfd, 3) != 3 || !g_setenv("LISTEN_PID", me, true) ||
+        /* Should the test die, the server goes with it. */
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 ||
+            dup2(lfd, 3) != 3 || !g_setenv("LISTEN_PID", me, true) ||
             !g_setenv("LISTEN_FDS", "1", true)) {
             _exit(126);
         }
@@ -934,9 +919,10 @@ static const TestCase tests[] = {
     { "/ivshmem-server/shutdown", test_shutdown },
     { "/ivshmem-server/bad-config", test_bad_config },
     { "/ivshmem-server/no-fd-leak", test_no_fd_leak },
-    { "/ivshmem-server/daemon/help", test_daemon_help },
-    { "/ivshmem-server/daemon/sigterm", test_daemon_sigterm },
-    { "/ivshmem-server/daemon/socket-activation", test_socket_activation },
+    { "/ivshmem-server/daemon/help", test_daemon_help, true },
+    { "/ivshmem-server/daemon/sigterm", test_daemon_sigterm, true },
+    { "/ivshmem-server/daemon/socket-activation", test_socket_activation,
+      true },
 };
 
 static char *shm_name_for(const char *dir)
@@ -982,6 +968,65 @@ static void remove_tree(const char *path)
     rmdir(path);
 }
 
+/*
+ * A daemon that a failed test left running still holds the lock of its
+ * pidfile (qemu_write_pidfile): stop it.
+ */
+static void stop_leftover_daemon(const char *dir)
+{
+    g_autofree char *path = g_build_filename(dir, "pid", NULL);
+    g_autofree char *text = NULL;
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    int pid;
+
+    if (fd < 0) {
+        return;
+    }
+    if (lockf(fd, F_TEST, 0) < 0 &&
+        g_file_get_contents(path, &text, NULL, NULL) &&
+        qemu_strtoi(g_strstrip(text), NULL, 10, &pid) == 0 && pid > 0) {
+        kill(pid, SIGTERM);
+    }
+    close(fd);
+}
+
+/*
+ * If the parent itself is killed (a harness timeout, ^C), remove what the
+ * tests create in the directory: the names are known in advance.
+ */
+static const char *const tmp_names[] = {
+    "sock", "pid", "mem", "persistent", "hugepages",
+};
+static char kill_paths[G_N_ELEMENTS(tmp_names) + 1][PATH_MAX];
+static char kill_shm_name[PATH_MAX];
+
+static void cleanup_on_signal(int sig)
+{
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(kill_paths); i++) {
+        if (kill_paths[i][0] && unlink(kill_paths[i]) < 0) {
+            rmdir(kill_paths[i]);
+        }
+    }
+    if (kill_shm_name[0]) {
+        shm_unlink(kill_shm_name);
+    }
+    raise(sig);
+}
+
+static void arm_cleanup(const char *dir, const char *shm_name)
+{
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(tmp_names); i++) {
+        g_snprintf(kill_paths[i], PATH_MAX, "%s/%s", dir, tmp_names[i]);
+    }
+    /* The directory itself last, once empty. */
+    pstrcpy(kill_paths[i], PATH_MAX, dir);
+    pstrcpy(kill_shm_name, PATH_MAX, shm_name);
+}
+
 /* In the parent: a fresh directory, the subprocess, then cleanup. */
 static void run_isolated(gconstpointer data)
 {
@@ -993,12 +1038,22 @@ static void run_isolated(gconstpointer data)
         run_test(tc, g_getenv(TMPDIR_ENV));
         return;
     }
+    if (tc->needs_daemon) {
+        g_autofree char *bin = server_binary();
+
+        if (!g_file_test(bin, G_FILE_TEST_IS_EXECUTABLE)) {
+            g_test_skip("ivshmem-server is not built");
+            return;
+        }
+    }
     dir = g_dir_make_tmp("ivshmem-server-test-XXXXXX", NULL);
     g_assert_nonnull(dir);
     shm_name = shm_name_for(dir);
+    arm_cleanup(dir, shm_name);
     g_setenv(TMPDIR_ENV, dir, true);
     g_test_trap_subprocess(NULL, 120 * G_USEC_PER_SEC,
                            G_TEST_SUBPROCESS_INHERIT_STDERR);
+    stop_leftover_daemon(dir);
     remove_tree(dir);
     shm_unlink(shm_name);
     g_test_trap_assert_passed();
@@ -1012,7 +1067,15 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     /* A failed test must not stop the parent from running the others. */
     if (!g_test_subprocess()) {
+        struct sigaction sa = {
+            .sa_handler = cleanup_on_signal,
+            .sa_flags = SA_RESETHAND,
+        };
+
         g_test_set_nonfatal_assertions();
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
     }
     /* The slow peer test holds a few thousand eventfds in flight. */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {

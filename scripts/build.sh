@@ -29,13 +29,6 @@ flock 9
 echo "$base" > "$build/base-path"
 "$top/scripts/overlay.sh" "$base" "$src"
 
-# The device config lives outside the series; configure reads it by name.
-cfgdir=$src/configs/devices/x86_64-softmmu
-if ! cmp -s "$top/configs/devices/x86_64-softmmu/ivshmem-series.mak" \
-            "$cfgdir/ivshmem-series.mak"; then
-    cp "$top/configs/devices/x86_64-softmmu/ivshmem-series.mak" "$cfgdir/"
-fi
-
 if ! [ -f "$obj/build.ninja" ]; then
     rm -rf "$obj"
     mkdir -p "$obj"

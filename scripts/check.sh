@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
-# Build, then run the series' tests: the layout checks, and every unit
-# test and qtest of the "ivshmem" suite through meson's test runner.  Ends
+# Build, then run the series' tests: the layout checks, the end-to-end
+# tests with our tiny guests, and every unit test and qtest of the
+# "ivshmem" suite through meson's test runner.  Ends
 # with a "N passed, N failed, N skipped" line counting TAP test cases, and
 # exits non-zero on any failure.
 #
@@ -20,10 +21,15 @@ layout=$build/layout.tap
 "$top/scripts/check-layout.sh" "$(cat "$build/base-path")" "$build/src" "$obj" > "$layout"
 cat "$layout"
 
+# End-to-end: our tiny guests talking through the devices (tests/guest).
+guest=$build/guest.tap
+python3 "$top/tests/guest/run-guest-tests.py" "$obj" > "$guest" 2>&1
+cat "$guest"
+
 rm -f "$obj/meson-logs/testlog.json"
 # Test programs run in parallel; every one bounds its own waits.
 (cd "$obj" && meson test --no-rebuild --suite ivshmem --print-errorlogs \
      --num-processes "$(nproc)" "$@")
 echo
 echo "=== summary"
-python3 "$top/scripts/summarize-tests.py" "$obj/meson-logs/testlog.json" "$layout"
+python3 "$top/scripts/summarize-tests.py" "$obj/meson-logs/testlog.json" "$layout" "$guest"

@@ -56,6 +56,10 @@ done < "$top/scripts/base-ivshmem-files"
     cp "$top/$path" "$stage/$path"
 done
 
+# Our minimal device set (not part of the series) for configure.
+cp "$top/configs/devices/x86_64-softmmu/ivshmem-series.mak" \
+   "$stage/configs/devices/x86_64-softmmu/"
+
 # 4. Our diffs to files QEMU owns.
 for p in "$top"/patches/*.patch; do
     [ -e "$p" ] || continue

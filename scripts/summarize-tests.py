@@ -15,6 +15,7 @@ OK = re.compile(r'^ok\b')
 NOT_OK = re.compile(r'^not ok\b')
 SKIP = re.compile(r'#\s*skip', re.IGNORECASE)
 TODO = re.compile(r'#\s*todo', re.IGNORECASE)
+PLAN = re.compile(r'^1\.\.(\d+)')
 
 
 def count_tap(text):
@@ -40,6 +41,12 @@ def main():
         with open(path) as f:
             text = f.read()
         p, fl, sk = count_tap(text)
+        # A TAP stream that stopped early (a crash) misses cases: its plan
+        # line ("1..N") says how many there should have been.
+        plans = [int(m.group(1)) for m in
+                 (PLAN.match(l.strip()) for l in text.splitlines()) if m]
+        if not plans or plans[-1] != p + fl + sk:
+            fl += 1
         rows.append((path.rsplit('/', 1)[-1], 'OK' if fl == 0 else 'FAIL',
                      p, fl, sk, 0.0))
     try:

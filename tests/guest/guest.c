@@ -17,8 +17,8 @@
  *   count=N                      messages to exchange (default 1000)
  *   vectors=N                    vectors to use (default: MSI-X table size)
  *   peer=N                       peer ID to talk to (default: discovered)
- *   hold=N                       ping waits for host_flag >= 1 before
- *                                message N and >= 2 before message 2N
+ *   hold=N                       ping waits for host_flag >= k before
+ *                                message k * N (k = 1, 2, ...)
  *   verify=1                     pattern mode: check the host's pattern
  *   timeout=S                    seconds to wait for anything (default 60)
  *
@@ -77,11 +77,17 @@ struct shm {
 
 /* ---- I/O, serial console, exit ---------------------------------------- */
 
-static inline void outb(u16 p, u8 v) { asm volatile("outb %0, %1" :: "a"(v), "Nd"(p)); }
-static inline void outw(u16 p, u16 v) { asm volatile("outw %0, %1" :: "a"(v), "Nd"(p)); }
-static inline void outl(u16 p, u32 v) { asm volatile("outl %0, %1" :: "a"(v), "Nd"(p)); }
-static inline u8 inb(u16 p) { u8 v; asm volatile("inb %1, %0" : "=a"(v) : "Nd"(p)); return v; }
-static inline u32 inl(u16 p) { u32 v; asm volatile("inl %1, %0" : "=a"(v) : "Nd"(p)); return v; }
+#define IO_OUT(name, type) \
+    static inline void name(u16 p, type v) \
+    { asm volatile(#name " %0, %1" :: "a"(v), "Nd"(p)); }
+#define IO_IN(name, type) \
+    static inline type name(u16 p) \
+    { type v; asm volatile(#name " %1, %0" : "=a"(v) : "Nd"(p)); return v; }
+IO_OUT(outb, u8)
+IO_OUT(outw, u16)
+IO_OUT(outl, u32)
+IO_IN(inb, u8)
+IO_IN(inl, u32)
 
 void *memset(void *d, int c, unsigned n);
 void *memset(void *d, int c, unsigned n)
@@ -268,8 +274,15 @@ static u32 cfg_rd32(u32 bdf, u32 off)
     return inl(0xcfc);
 }
 
-static u16 cfg_rd16(u32 bdf, u32 off) { return cfg_rd32(bdf, off) >> (off & 2) * 8; }
-static u8 cfg_rd8(u32 bdf, u32 off) { return cfg_rd32(bdf, off) >> (off & 3) * 8; }
+static u16 cfg_rd16(u32 bdf, u32 off)
+{
+    return cfg_rd32(bdf, off) >> (off & 2) * 8;
+}
+
+static u8 cfg_rd8(u32 bdf, u32 off)
+{
+    return cfg_rd32(bdf, off) >> (off & 3) * 8;
+}
 
 static void cfg_wr32(u32 bdf, u32 off, u32 v)
 {
@@ -415,7 +428,11 @@ struct frame {
     u32 vector, error, eip, cs, eflags;
 };
 
-struct idt_entry { u16 off_lo, sel; u8 zero, type; u16 off_hi; } __attribute__((packed));
+struct idt_entry {
+    u16 off_lo, sel;
+    u8 zero, type;
+    u16 off_hi;
+} __attribute__((packed));
 static struct idt_entry idt[256];
 extern const u32 isr_stubs[256];
 
@@ -484,7 +501,7 @@ static u32 timeout_ticks, spin;
  * With spin set, it polls a while before sleeping (plain mode: no
  * interrupts but the timer).
  */
-#define WAIT(cond) ({                                             \
+#define WAIT(cond) ({                                                   \
     u32 t0_ = ticks, n_ = 0;                                            \
     bool ok_;                                                           \
     for (;;) {                                                          \
@@ -618,8 +635,8 @@ static bool exchange(bool ping, u32 count)
     for (u32 i = 0; i < count; i++) {
         u32 v = i % nvec;
 
-        if (ping && hold && (i == hold || i == 2 * hold)) {
-            u32 k = i == hold ? 1 : 2;
+        if (ping && hold && i && i % hold == 0) {
+            u32 k = i / hold;
             say("hold %u\n", k);
             if (!WAIT(shm->host_flag >= k)) {
                 die("the host never released the hold");

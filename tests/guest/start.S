@@ -41,7 +41,8 @@ _start:                                 /* %ebx = struct hvm_start_info * */
         .altmacro
         .macro stub n
 stub_\n:
-        .if (\n == 8) || ((\n >= 10) && (\n <= 14)) || (\n == 17) || (\n == 21) || (\n == 29) || (\n == 30)
+        .if (\n == 8) || ((\n >= 10) && (\n <= 14)) || (\n == 17) || \
+            (\n == 21) || (\n == 29) || (\n == 30)
         .else
         pushl $0
         .endif
@@ -58,7 +59,8 @@ stub_\n:
         .set i, i + 1
         .endr
 
-isr_common:                             /* stack: vector, error, eip, cs, eflags */
+/* Stack on entry: vector, error code, eip, cs, eflags (struct frame). */
+isr_common:
         pushal
         pushl %esp                      /* struct frame * */
         call isr_dispatch

@@ -159,7 +159,7 @@ def checkpatch(work, patches):
 
 
 def main():
-    base, out, work = sys.argv[1:4]
+    base, out, work = (os.path.abspath(a) for a in sys.argv[1:4])
     commits, exclude = parse_plan(os.path.join(TOP, 'scripts', 'series-plan.txt'))
     owner = assign_files(commits, exclude)
     version = open(os.path.join(base, '.ivshmem-base-version')).read().strip() \

@@ -5,11 +5,12 @@
 #   make          build, then run the demo
 #   make check    build, then run the test suite
 #   make series   write the series as patches against the base, checkpatch'd
+#   make fuzz     build, then fuzz the ivshmem server and client libraries
 #
 # QEMU_SRC=/path/to/qemu-10.0.x uses that tree as the base instead of
 # fetching Debian's source package.  See README.rst.
 
-.PHONY: all build demo check series clean distclean
+.PHONY: all build demo check check-guest series clean distclean fuzz
 
 all: demo
 
@@ -22,8 +23,14 @@ demo: build
 check:
 	@scripts/check.sh
 
+check-guest: build
+	@tests/linux/run-linux-check.py
+
 series: build
 	@scripts/make-series.sh
+
+fuzz: build
+	@tests/fuzz-ivshmem/run.sh
 
 clean:
 	rm -rf build/qemu build/src build/src.stage series

@@ -2,10 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
 # Build, then run the series' tests: the layout checks, the end-to-end
-# tests with our tiny guests, and every unit test and qtest of the
-# "ivshmem" suite through meson's test runner.  Ends
-# with a "N passed, N failed, N skipped" line counting TAP test cases, and
-# exits non-zero on any failure.
+# tests with our tiny guests and with a Linux guest, and every unit test
+# and qtest of the "ivshmem" suite through meson's test runner.  Ends
+# with a "N passed, N failed, N skipped" line counting TAP test cases,
+# and exits non-zero on any failure.
 #
 # Extra arguments go to `meson test` (for instance --repeat 3 or a name).
 
@@ -26,10 +26,19 @@ guest=$build/guest.tap
 python3 "$top/tests/guest/run-guest-tests.py" "$obj" > "$guest" 2>&1
 cat "$guest"
 
+# A Linux guest (Debian's kernel, busybox) sees and uses both devices
+# (tests/linux; fetches the kernel once, then about 20 s).
+linux=$build/linux.tap
+QEMU=$obj/qemu-system-x86_64 \
+IVSHMEM_SERVER=$obj/contrib/ivshmem-server/ivshmem-server \
+IVSHMEM_CLIENT=$obj/contrib/ivshmem-client/ivshmem-client \
+    python3 "$top/tests/linux/run-linux-check.py" > "$linux" 2>&1
+grep -E '^(not ok|1\.\.|Bail)|SKIP' "$linux" || true
+
 rm -f "$obj/meson-logs/testlog.json"
 # Test programs run in parallel; every one bounds its own waits.
 (cd "$obj" && meson test --no-rebuild --suite ivshmem --print-errorlogs \
      --num-processes "$(nproc)" "$@")
 echo
 echo "=== summary"
-python3 "$top/scripts/summarize-tests.py" "$obj/meson-logs/testlog.json" "$layout" "$guest"
+python3 "$top/scripts/summarize-tests.py" "$obj/meson-logs/testlog.json" "$layout" "$guest" "$linux"

@@ -815,7 +815,7 @@ static bool ivshmem_check_chardev(IvshmemDoorbellState *s,
      * to a unix socket does not block; waiting for a client to connect to
      * a listening chardev would, so that is an error instead.
      */
-    if (!qemu_chr_fe_backend_connected(&s->chr) && !sc->is_listen) {
+    if (!sc->sioc && !sc->is_listen) {
         Error *err = NULL;
 
         if (qemu_chr_fe_wait_connected(&s->chr, &err) < 0) {
@@ -824,7 +824,7 @@ static bool ivshmem_check_chardev(IvshmemDoorbellState *s,
             return false;
         }
     }
-    if (!qemu_chr_fe_backend_connected(&s->chr) || !sc->sioc) {
+    if (!sc->sioc) {
         error_setg(errp, "chardev '%s' is not connected to an ivshmem server",
                    chr->label);
         return false;

@@ -128,7 +128,13 @@ void ivshmem_server_config_init(IvshmemServerConfig *cfg)
         .shm_size = 0,
         .vectors = IVSHMEM_SERVER_DEFAULT_VECTORS,
         .max_peers = IVSHMEM_SERVER_DEFAULT_MAX_PEERS,
-        .setup_marker = true,
+        /*
+         * Off by default: QEMU's ivshmem device up to 10.0 frees a peer's
+         * state on a disconnect without forgetting it, so the marker (a
+         * disconnect of the next ID to be handed out) makes such a device
+         * use freed memory when that peer joins.
+         */
+        .setup_marker = false,
     };
 }
 

@@ -25,6 +25,7 @@ enum {
     OPT_SHM_FILE,
     OPT_MAX_PEERS,
     OPT_DAEMON,
+    OPT_SETUP_MARKER,
     OPT_NO_SETUP_MARKER,
 };
 
@@ -76,10 +77,14 @@ static void usage(void)
            "      --max-peers N      refuse connections beyond N peers "
            "(default %d,\n"
            "                         the maximum)\n"
-           "      --no-setup-marker  do not send the setup-end marker "
-           "(behave like\n"
-           "                         a version 0 server without the "
-           "extension)\n"
+           "      --setup-marker     send the setup-end marker after a "
+           "client's\n"
+           "                         own eventfds (default: off); only "
+           "when every\n"
+           "                         client is an ivshmem-doorbell of QEMU "
+           "10.1 or\n"
+           "                         later or knows the extension\n"
+           "      --no-setup-marker  do not send it (the default)\n"
            "      --daemon           detach and log to syslog (default: "
            "stay in the\n"
            "                         foreground and log to stderr)\n"
@@ -211,6 +216,9 @@ static void parse_option(Options *o, int c, const char *arg)
         o->cfg.max_peers = parse_count("--max-peers", arg,
                                        IVSHMEM_SERVER_MAX_PEERS);
         break;
+    case OPT_SETUP_MARKER:
+        o->cfg.setup_marker = true;
+        break;
     case OPT_NO_SETUP_MARKER:
         o->cfg.setup_marker = false;
         break;
@@ -245,6 +253,7 @@ static void parse_args(Options *o, int argc, char **argv)
         { "size", required_argument, NULL, 'l' },
         { "vectors", required_argument, NULL, 'n' },
         { "max-peers", required_argument, NULL, OPT_MAX_PEERS },
+        { "setup-marker", no_argument, NULL, OPT_SETUP_MARKER },
         { "no-setup-marker", no_argument, NULL, OPT_NO_SETUP_MARKER },
         { "daemon", no_argument, NULL, OPT_DAEMON },
         { "foreground", no_argument, NULL, 'F' },

@@ -491,6 +491,10 @@ static void ivshmem_setup_check_done(IvshmemDoorbellState *s)
     s->setup = SETUP_DONE;
 }
 
+/*
+ * Apply a handshake message.  Takes @fd: keeps it (the shared memory, a
+ * vector) or closes it, also when it fails.
+ */
 static bool ivshmem_handle_setup_msg(IvshmemDoorbellState *s, int64_t msg,
                                      int fd, Error **errp)
 {
@@ -504,7 +508,7 @@ static bool ivshmem_handle_setup_msg(IvshmemDoorbellState *s, int64_t msg,
                        "version %d", ivshmem_chardev_name(s), msg,
                        fd >= 0 ? " (with a file descriptor)" : "",
                        IVSHMEM_PROTOCOL_VERSION);
-            return false;
+            goto fail;
         }
         s->setup = SETUP_ID;
         return true;
@@ -513,7 +517,7 @@ static bool ivshmem_handle_setup_msg(IvshmemDoorbellState *s, int64_t msg,
             error_setg(errp, "the ivshmem server on chardev '%s' assigned "
                        "invalid peer ID %" PRId64 "%s", ivshmem_chardev_name(s),
                        msg, fd >= 0 ? " (with a file descriptor)" : "");
-            return false;
+            goto fail;
         }
         c->ivposition = msg;
         s->setup = SETUP_SHM;
@@ -524,7 +528,7 @@ static bool ivshmem_handle_setup_msg(IvshmemDoorbellState *s, int64_t msg,
                        "message %" PRId64 " %s file descriptor where the "
                        "shared memory was expected", ivshmem_chardev_name(s),
                        msg, fd >= 0 ? "with a" : "without a");
-            return false;
+            goto fail;
         }
         if (!ivshmem_map_shm(s, fd, errp)) {
             return false;
@@ -540,7 +544,7 @@ static bool ivshmem_handle_setup_msg(IvshmemDoorbellState *s, int64_t msg,
         error_setg(errp, "the ivshmem server on chardev '%s' sent invalid "
                    "message %" PRId64 " during setup",
                    ivshmem_chardev_name(s), msg);
-        return false;
+        goto fail;
     }
     if (fd >= 0) {
         ivshmem_count_run(s, msg);
@@ -567,6 +571,12 @@ static bool ivshmem_handle_setup_msg(IvshmemDoorbellState *s, int64_t msg,
     }
     ivshmem_peer_remove(s, ivshmem_peer_get(s, msg));
     return true;
+
+fail:
+    if (fd >= 0) {
+        close(fd);
+    }
+    return false;
 }
 
 /* A message after setup: peers come and go; bad ones are reported only. */

@@ -794,7 +794,8 @@ static void test_daemon_help(Fixture *f)
     static const char *const help[] = { "--help", NULL };
     static const char *const opts[] = {
         "--socket", "--shm-name", "--shm-dir", "--shm-file", "--size",
-        "--vectors", "--max-peers", "--no-setup-marker", "--daemon",
+        "--vectors", "--max-peers", "--setup-marker", "--no-setup-marker",
+        "--daemon",
         "--foreground", "--pidfile", "--verbose", "--help", "-S,", "-l,",
         "-n,", "-F,", "-p,", "-v,", "-h,", "-m ", "-M ",
     };
@@ -850,7 +851,7 @@ static void test_daemon_sigterm(Fixture *f)
     /* The first process returns once the server is ready. */
     g_assert_cmpint(run_daemon(args, NULL, NULL), ==, 0);
     pid = pid_from_file(pidfile);
-    tpeer_join(f, &a, 0, NULL, 0, 1);
+    tpeer_join(f, &a, 0, NULL, 0, -1);    /* no marker by default */
     g_assert_cmpint(kill(pid, SIGTERM), ==, 0);
     wait_gone(pid);
     expect_eof(f, a.sock);
@@ -889,7 +890,7 @@ static void test_socket_activation(Fixture *f)
     }
     close(lfd);
     /* The connection waits in the socket's backlog: no race. */
-    tpeer_join(f, &a, 0, NULL, 0, 1);
+    tpeer_join(f, &a, 0, NULL, 0, -1);    /* no marker by default */
     g_assert_cmpint(kill(pid, SIGTERM), ==, 0);
     g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
     g_assert_true(WIFEXITED(status));
@@ -941,6 +942,9 @@ static void run_test(const TestCase *tc, const char *dir)
     f.shm_name = shm_name_for(dir);
     f.log = g_string_new(NULL);
     ivshmem_server_config_init(&f.cfg);
+    /* The marker is off by default (see below); most tests expect it. */
+    g_assert_false(f.cfg.setup_marker);
+    f.cfg.setup_marker = true;
     f.cfg.socket_path = f.sock_path;
     f.cfg.log = log_cb;
     f.cfg.log_opaque = &f;

@@ -1,2 +1,518 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * qtest for ivshmem-doorbell with the real ivshmem-server: identity,
+ * IVPOSITION, shared memory, and interrupts between 2 and 3 VMs.
+ *
+ * Interrupts are observed as the MSI-X messages themselves: every vector's
+ * table entry points at its own word of guest RAM, so under qtest an
+ * interrupt is a write of a known value there (ivshmem-utils.c).  Every
+ * (source, destination, vector) must deliver exactly one message with the
+ * right data to exactly the destination vector.  Also covered: masked
+ * vectors (pending bit, delivery on unmask), doorbells to unknown peers
+ * and vectors, to the device itself, ioeventfd=off, peers leaving and
+ * joining, reset, and KVM (where messages go to KVM's irqchip and only
+ * the pending bit can be observed).
+ */
+
 #include "qemu/osdep.h"
-int main(int argc, char **argv) { g_test_init(&argc, &argv, NULL); return g_test_run(); }
+#include "ivshmem-utils.h"
+#include "libqos/pci-pc.h"
+#include "qobject/qdict.h"
+
+#define SLOT        4
+#define SHM_SIZE    (1 * MiB)
+#define MAX_VMS     4
+
+typedef struct VM {
+    QTestState *qts;
+    QPCIBus *bus;
+    IvsDev *dev;
+    uint32_t id;
+} VM;
+
+/* A pc VM with one ivshmem-doorbell in SLOT on the server @srv. */
+static VM *vm_start(IvsServer *srv, int vectors, const char *props,
+                    bool kvm)
+{
+    VM *vm = g_new0(VM, 1);
+
+    vm->qts = qtest_initf("-machine pc -nodefaults %s "
+                          "-chardev socket,id=c0,path=%s "
+                          "-device ivshmem-doorbell,id=db0,chardev=c0,"
+                          "vectors=%d,addr=%d%s",
+                          kvm ? "-accel kvm" : "", srv->socket, vectors,
+                          SLOT, props);
+    if (kvm) {
+        ivs_assert_kvm(vm->qts);
+    }
+    vm->bus = ivs_pci_bus(vm->qts);
+    vm->dev = ivs_dev_open(vm->qts, vm->bus, SLOT);
+    vm->id = ivs_reg_read(vm->dev, IVSHMEM_REG_IVPOSITION);
+    g_assert_cmpuint(vm->id, <=, IVSHMEM_MAX_PEER_ID);
+    ivs_msix_setup(vm->dev);
+    return vm;
+}
+
+static void vm_stop(VM *vm)
+{
+    if (vm) {
+        ivs_dev_close(vm->dev);
+        qpci_free_pc(vm->bus);
+        qtest_quit(vm->qts);
+        g_free(vm);
+    }
+}
+
+static IvsServer *server_start(int vectors)
+{
+    g_autofree char *args = g_strdup_printf("-l 1M -n %d", vectors);
+
+    return ivs_server_start(args);
+}
+
+/* No VM of @vms has seen any interrupt since its last clear. */
+static void all_quiet(VM **vms, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        ivs_msix_assert_quiet(vms[i]->dev);
+    }
+}
+
+/*
+ * @src rings (@dst, @v) and only @dst's vector @v fires.  The first rings
+ * after @dst joined may come before @src heard of it: @retry rings again
+ * until it arrives.
+ */
+static void ring_and_check(VM *src, VM *dst, int v, VM **vms, int n,
+                           bool retry)
+{
+    int64_t deadline = g_get_monotonic_time() + IVS_TIMEOUT_MS * 1000LL;
+
+    ivs_doorbell(src->dev, dst->id, v);
+    if (retry) {
+        while (!ivs_msix_fired(dst->dev, v)) {
+            g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+            g_usleep(1000);
+            ivs_doorbell(src->dev, dst->id, v);
+        }
+    }
+    ivs_msix_wait(dst->dev, v);
+    all_quiet(vms, n);
+}
+
+/* Every VM knows every other one: ring each pair once. */
+static void wait_mesh(VM **vms, int n)
+{
+    int s, d;
+
+    for (s = 0; s < n; s++) {
+        for (d = 0; d < n; d++) {
+            ring_and_check(vms[s], vms[d], 0, vms, n, true);
+        }
+    }
+    /* Retried rings may have fired more than once: start clean. */
+    for (s = 0; s < n; s++) {
+        ivs_msix_clear(vms[s]->dev);
+    }
+}
+
+static void test_identity(void)
+{
+    IvsServer *srv = server_start(4);
+    VM *a, *b;
+
+    if (!srv) {
+        return;
+    }
+    a = vm_start(srv, 4, "", false);
+    b = vm_start(srv, 4, "", false);
+    ivs_assert_identity(a->dev, SHM_SIZE, 4);
+    ivs_assert_identity(b->dev, SHM_SIZE, 4);
+    /* The server's first client is 0, the next 1; read-only. */
+    g_assert_cmpuint(a->id, ==, 0);
+    g_assert_cmpuint(b->id, ==, 1);
+    ivs_reg_write(b->dev, IVSHMEM_REG_IVPOSITION, 7);
+    g_assert_cmpuint(ivs_reg_read(b->dev, IVSHMEM_REG_IVPOSITION), ==, 1);
+
+    /* The registers every ivshmem has. */
+    ivs_reg_write(a->dev, IVSHMEM_REG_INTRMASK, 0xffffffff);
+    g_assert_cmphex(ivs_reg_read(a->dev, IVSHMEM_REG_INTRMASK), ==,
+                    0xffffffff);
+    ivs_reg_write(a->dev, IVSHMEM_REG_INTRSTATUS, 3);
+    g_assert_cmphex(ivs_reg_read(a->dev, IVSHMEM_REG_INTRSTATUS), ==, 3);
+    g_assert_cmphex(ivs_reg_read(a->dev, IVSHMEM_REG_INTRSTATUS), ==, 0);
+    g_assert_cmphex(ivs_reg_read(a->dev, IVSHMEM_REG_DOORBELL), ==, 0);
+    g_assert_cmphex(ivs_reg_read(a->dev, 0x10), ==, 0);
+    g_assert_cmphex(ivs_reg_read(a->dev, 0xfc), ==, 0);
+
+    /* The memory is the server's, shared by both. */
+    qpci_io_writel(a->dev->pdev, a->dev->shm, 0x40, 0x12345678);
+    g_assert_cmphex(qpci_io_readl(b->dev->pdev, b->dev->shm, 0x40), ==,
+                    0x12345678);
+    qpci_io_writel(b->dev->pdev, b->dev->shm, SHM_SIZE - 4, 0x9abcdef0);
+    g_assert_cmphex(qpci_io_readl(a->dev->pdev, a->dev->shm, SHM_SIZE - 4),
+                    ==, 0x9abcdef0);
+
+    vm_stop(b);
+    vm_stop(a);
+    ivs_server_stop(srv);
+}
+
+typedef struct Matrix {
+    int vms;
+    int vectors;
+    const char *props;          /* for every VM but the first */
+    const char *first_props;
+} Matrix;
+
+/* All (source, destination, vector): exactly one message each. */
+static void test_matrix(const void *opaque)
+{
+    const Matrix *m = opaque;
+    IvsServer *srv = server_start(m->vectors);
+    VM *vms[MAX_VMS];
+    int s, d, v;
+
+    if (!srv) {
+        return;
+    }
+    for (s = 0; s < m->vms; s++) {
+        vms[s] = vm_start(srv, m->vectors,
+                          s ? m->props : m->first_props, false);
+        g_assert_cmpint(vms[s]->dev->vectors, ==, m->vectors);
+    }
+    wait_mesh(vms, m->vms);
+    for (s = 0; s < m->vms; s++) {
+        for (d = 0; d < m->vms; d++) {
+            for (v = 0; v < m->vectors; v++) {
+                ring_and_check(vms[s], vms[d], v, vms, m->vms, false);
+            }
+        }
+    }
+    /* The highest vector, with the high bits of the vector field zero. */
+    ring_and_check(vms[0], vms[m->vms - 1], m->vectors - 1, vms, m->vms,
+                   false);
+    for (s = m->vms - 1; s >= 0; s--) {
+        vm_stop(vms[s]);
+    }
+    ivs_server_stop(srv);
+}
+
+/*
+ * Doorbells to unknown peers and vectors are ignored; so are vectors
+ * that differ only above bit 7 (the slow path once used 8 bits).
+ */
+static void test_ignored(const void *opaque)
+{
+    const char *props = opaque;
+    IvsServer *srv = server_start(2);
+    VM *vms[2];
+    int i;
+    static const uint32_t bogus_vectors[] = { 2, 0x100, 0x101, 0x8000,
+                                              0xffff };
+
+    if (!srv) {
+        return;
+    }
+    vms[0] = vm_start(srv, 2, props, false);
+    vms[1] = vm_start(srv, 2, props, false);
+    wait_mesh(vms, 2);
+
+    ivs_doorbell(vms[0]->dev, 2, 0);            /* nobody has ID 2 */
+    ivs_doorbell(vms[0]->dev, 0xffff, 0);
+    ivs_doorbell(vms[0]->dev, 0x100 | vms[1]->id, 0);
+    for (i = 0; i < ARRAY_SIZE(bogus_vectors); i++) {
+        ivs_doorbell(vms[0]->dev, vms[1]->id, bogus_vectors[i]);
+        ivs_doorbell(vms[0]->dev, vms[0]->id, bogus_vectors[i]);
+    }
+    /* Then a good one: once it arrives, the bad ones had their chance. */
+    ring_and_check(vms[0], vms[1], 1, vms, 2, false);
+    ring_and_check(vms[1], vms[0], 1, vms, 2, false);
+    ivs_assert_alive(vms[0]->qts);
+
+    vm_stop(vms[1]);
+    vm_stop(vms[0]);
+    ivs_server_stop(srv);
+}
+
+/* A masked vector sets its pending bit and delivers on unmask. */
+static void test_masked(void)
+{
+    IvsServer *srv = server_start(2);
+    VM *vms[2];
+
+    if (!srv) {
+        return;
+    }
+    vms[0] = vm_start(srv, 2, "", false);
+    vms[1] = vm_start(srv, 2, "", false);
+    wait_mesh(vms, 2);
+
+    ivs_msix_mask(vms[1]->dev, 1, true);
+    g_assert_false(ivs_msix_pending(vms[1]->dev, 1));
+    ivs_doorbell(vms[0]->dev, vms[1]->id, 1);
+    ivs_msix_wait_pending(vms[1]->dev, 1);
+    g_assert_false(ivs_msix_pending(vms[1]->dev, 0));
+    /* Vector 0 is not masked and still works meanwhile. */
+    ring_and_check(vms[0], vms[1], 0, vms, 2, false);
+    g_assert_true(ivs_msix_pending(vms[1]->dev, 1));
+
+    ivs_msix_mask(vms[1]->dev, 1, false);
+    ivs_msix_wait(vms[1]->dev, 1);
+    g_assert_false(ivs_msix_pending(vms[1]->dev, 1));
+    all_quiet(vms, 2);
+
+    /* The function mask works the same way. */
+    {
+        uint8_t cap = qpci_find_capability(vms[1]->dev->pdev,
+                                           PCI_CAP_ID_MSIX, 0);
+        uint16_t ctrl = qpci_config_readw(vms[1]->dev->pdev,
+                                          cap + PCI_MSIX_FLAGS);
+
+        qpci_config_writew(vms[1]->dev->pdev, cap + PCI_MSIX_FLAGS,
+                           ctrl | PCI_MSIX_FLAGS_MASKALL);
+        ivs_doorbell(vms[0]->dev, vms[1]->id, 0);
+        ivs_msix_wait_pending(vms[1]->dev, 0);
+        all_quiet(vms, 2);
+        qpci_config_writew(vms[1]->dev->pdev, cap + PCI_MSIX_FLAGS, ctrl);
+        ivs_msix_wait(vms[1]->dev, 0);
+        all_quiet(vms, 2);
+    }
+
+    vm_stop(vms[1]);
+    vm_stop(vms[0]);
+    ivs_server_stop(srv);
+}
+
+/* Peers leave and join; doorbells to a peer that left do nothing. */
+static void test_leave_join(void)
+{
+    IvsServer *srv = server_start(2);
+    VM *vms[3];
+    uint32_t gone_id;
+
+    if (!srv) {
+        return;
+    }
+    vms[0] = vm_start(srv, 2, "", false);
+    vms[1] = vm_start(srv, 2, "", false);
+    vms[2] = vm_start(srv, 2, "", false);
+    wait_mesh(vms, 3);
+
+    gone_id = vms[1]->id;
+    vm_stop(vms[1]);
+    vms[1] = vms[2];
+    /*
+     * The server tells the others; poll until a doorbell to the ID that
+     * left is certainly dropped: ring it, then a live peer, and see that
+     * nothing but the live peer fired (the departed QEMU cannot fire).
+     */
+    {
+        int64_t deadline = g_get_monotonic_time() + IVS_TIMEOUT_MS * 1000LL;
+        int fds = ivs_count_fds(vms[0]->qts);
+
+        /* vms[0] closes the departed peer's two eventfds. */
+        while (ivs_count_fds(vms[0]->qts) > fds - 2) {
+            g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+            g_usleep(2000);
+        }
+        ivs_doorbell(vms[0]->dev, gone_id, 0);
+        ivs_doorbell(vms[0]->dev, gone_id, 1);
+        ring_and_check(vms[0], vms[1], 0, vms, 2, false);
+    }
+
+    /* A new peer takes the free ID and is reachable both ways. */
+    vms[2] = vm_start(srv, 2, "", false);
+    g_assert_cmpuint(vms[2]->id, ==, gone_id);
+    wait_mesh(vms, 3);
+    ring_and_check(vms[0], vms[2], 1, vms, 3, false);
+    ring_and_check(vms[2], vms[1], 1, vms, 3, false);
+
+    vm_stop(vms[2]);
+    vm_stop(vms[1]);
+    vm_stop(vms[0]);
+    ivs_server_stop(srv);
+}
+
+/* Reset clears the registers and keeps the server connection. */
+static void test_reset(void)
+{
+    IvsServer *srv = server_start(2);
+    VM *vms[2];
+
+    if (!srv) {
+        return;
+    }
+    vms[0] = vm_start(srv, 2, "", false);
+    vms[1] = vm_start(srv, 2, "", false);
+    wait_mesh(vms, 2);
+
+    ivs_reg_write(vms[1]->dev, IVSHMEM_REG_INTRMASK, 0xff);
+    ivs_reg_write(vms[1]->dev, IVSHMEM_REG_INTRSTATUS, 0xff);
+    qpci_io_writel(vms[1]->dev->pdev, vms[1]->dev->shm, 0, 0xfeedface);
+    qtest_system_reset(vms[1]->qts);
+
+    /* Firmware would map it again: so do we. */
+    ivs_dev_close(vms[1]->dev);
+    vms[1]->dev = ivs_dev_open(vms[1]->qts, vms[1]->bus, SLOT);
+    g_assert_cmphex(ivs_reg_read(vms[1]->dev, IVSHMEM_REG_INTRMASK), ==, 0);
+    g_assert_cmphex(ivs_reg_read(vms[1]->dev, IVSHMEM_REG_INTRSTATUS), ==,
+                    0);
+    g_assert_cmpuint(ivs_reg_read(vms[1]->dev, IVSHMEM_REG_IVPOSITION), ==,
+                     vms[1]->id);
+    g_assert_cmphex(qpci_io_readl(vms[1]->dev->pdev, vms[1]->dev->shm, 0),
+                    ==, 0xfeedface);
+    /* MSI-X was reset too: disabled until the guest sets it up again. */
+    {
+        uint8_t cap = qpci_find_capability(vms[1]->dev->pdev,
+                                           PCI_CAP_ID_MSIX, 0);
+
+        g_assert_cmphex(qpci_config_readw(vms[1]->dev->pdev,
+                                          cap + PCI_MSIX_FLAGS) &
+                        PCI_MSIX_FLAGS_ENABLE, ==, 0);
+    }
+    ivs_msix_setup(vms[1]->dev);
+
+    ring_and_check(vms[0], vms[1], 0, vms, 2, false);
+    ring_and_check(vms[0], vms[1], 1, vms, 2, false);
+    ring_and_check(vms[1], vms[0], 1, vms, 2, false);
+    ring_and_check(vms[1], vms[1], 0, vms, 2, false);
+
+    vm_stop(vms[1]);
+    vm_stop(vms[0]);
+    ivs_server_stop(srv);
+}
+
+/* ---- KVM ---- */
+
+/*
+ * Under KVM our eventfds are KVM irqfds and the messages go to KVM's
+ * irqchip, not to RAM; what the test can see is the pending bit of a
+ * masked vector, and that unmasking takes it (and QEMU survives).
+ */
+static void test_kvm(const void *opaque)
+{
+    const char *props = opaque;
+    IvsServer *srv;
+    VM *vms[2];
+    int v;
+
+    if (!ivs_require_kvm()) {
+        return;
+    }
+    srv = server_start(2);
+    if (!srv) {
+        return;
+    }
+    vms[0] = vm_start(srv, 2, props, true);
+    vms[1] = vm_start(srv, 2, props, true);
+    for (v = 0; v < 2; v++) {
+        int64_t deadline = g_get_monotonic_time() + IVS_TIMEOUT_MS * 1000LL;
+
+        ivs_msix_mask(vms[1]->dev, v, true);
+        /* vms[0] may not have heard of vms[1] yet: ring until pending. */
+        do {
+            g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+            ivs_doorbell(vms[0]->dev, vms[1]->id, v);
+            g_usleep(1000);
+        } while (!ivs_msix_pending(vms[1]->dev, v));
+        g_assert_false(ivs_msix_pending(vms[1]->dev, !v));
+        ivs_msix_mask(vms[1]->dev, v, false);
+        /* Delivered to KVM: the pending bit goes. */
+        deadline = g_get_monotonic_time() + IVS_TIMEOUT_MS * 1000LL;
+        while (ivs_msix_pending(vms[1]->dev, v)) {
+            g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+            g_usleep(1000);
+        }
+        /* To itself, masked. */
+        ivs_msix_mask(vms[0]->dev, v, true);
+        ivs_doorbell(vms[0]->dev, vms[0]->id, v);
+        ivs_msix_wait_pending(vms[0]->dev, v);
+        ivs_msix_mask(vms[0]->dev, v, false);
+    }
+    ivs_assert_alive(vms[0]->qts);
+    ivs_assert_alive(vms[1]->qts);
+    vm_stop(vms[1]);
+    vm_stop(vms[0]);
+    ivs_server_stop(srv);
+}
+
+/*
+ * Under KVM, a device with more vectors than the server: unmasking a
+ * vector the server gave no eventfd for must not bring QEMU down.
+ */
+static void test_kvm_more_vectors_than_server(void)
+{
+    IvsServer *srv;
+    VM *vms[2];
+
+    if (!ivs_require_kvm()) {
+        return;
+    }
+    srv = server_start(1);
+    if (!srv) {
+        return;
+    }
+    vms[0] = vm_start(srv, 1, "", true);
+    /* Learns the server's count from vms[0]'s run of eventfds. */
+    vms[1] = vm_start(srv, 2, "", true);
+    g_assert_cmpint(vms[1]->dev->vectors, ==, 2);
+    ivs_msix_mask(vms[1]->dev, 1, true);
+    ivs_msix_mask(vms[1]->dev, 1, false);
+    ivs_msix_mask(vms[1]->dev, 0, true);
+    ivs_doorbell(vms[0]->dev, vms[1]->id, 0);
+    ivs_msix_wait_pending(vms[1]->dev, 0);
+    ivs_msix_mask(vms[1]->dev, 0, false);
+    ivs_assert_alive(vms[1]->qts);
+    vm_stop(vms[1]);
+    vm_stop(vms[0]);
+    ivs_server_stop(srv);
+}
+
+static const Matrix matrices[] = {
+    { .vms = 2, .vectors = 1, .props = "", .first_props = "" },
+    { .vms = 2, .vectors = 2, .props = "", .first_props = "" },
+    { .vms = 2, .vectors = 4, .props = "", .first_props = "" },
+    { .vms = 3, .vectors = 2, .props = "", .first_props = "" },
+    { .vms = 3, .vectors = 4, .props = "", .first_props = "" },
+    /* Slow path only, and mixed with the fast path. */
+    { .vms = 2, .vectors = 4, .props = ",ioeventfd=off",
+      .first_props = ",ioeventfd=off" },
+    { .vms = 3, .vectors = 2, .props = ",ioeventfd=off",
+      .first_props = "" },
+};
+
+int main(int argc, char **argv)
+{
+    int i;
+
+    g_test_init(&argc, &argv, NULL);
+
+    qtest_add_func("/ivshmem-doorbell/identity", test_identity);
+    for (i = 0; i < ARRAY_SIZE(matrices); i++) {
+        const Matrix *m = &matrices[i];
+        g_autofree char *path = NULL;
+
+        path = g_strdup_printf("/ivshmem-doorbell/matrix/%dvms-%dvectors%s%s",
+                               m->vms, m->vectors,
+                               *m->props ? "-ioeventfd-off" : "",
+                               *m->props && !*m->first_props ? "-mixed" : "");
+        qtest_add_data_func(path, m, test_matrix);
+    }
+    qtest_add_data_func("/ivshmem-doorbell/ignored/ioeventfd-on", "",
+                        test_ignored);
+    qtest_add_data_func("/ivshmem-doorbell/ignored/ioeventfd-off",
+                        ",ioeventfd=off", test_ignored);
+    qtest_add_func("/ivshmem-doorbell/masked", test_masked);
+    qtest_add_func("/ivshmem-doorbell/leave-join", test_leave_join);
+    qtest_add_func("/ivshmem-doorbell/reset", test_reset);
+    qtest_add_data_func("/ivshmem-doorbell/kvm/ioeventfd-on", "", test_kvm);
+    qtest_add_data_func("/ivshmem-doorbell/kvm/ioeventfd-off",
+                        ",ioeventfd=off", test_kvm);
+    qtest_add_func("/ivshmem-doorbell/kvm/more-vectors-than-server",
+                   test_kvm_more_vectors_than_server);
+
+    return g_test_run();
+}

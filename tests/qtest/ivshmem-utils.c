@@ -12,6 +12,8 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <poll.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include "ivshmem-utils.h"
 #include "qemu/atomic.h"
 #include "qemu/bswap.h"
@@ -163,6 +165,75 @@ void ivs_assert_kvm(QTestState *qts)
     g_assert(ret);
     g_assert_true(qdict_get_bool(ret, "enabled"));
     qobject_unref(resp);
+}
+
+void ivs_log_fds(QTestState *qts)
+{
+    g_autofree char *dirname = g_strdup_printf("/proc/%d/fd",
+                                               (int)qtest_pid(qts));
+    GDir *dir = g_dir_open(dirname, 0, NULL);
+    const char *name;
+
+    while (dir && (name = g_dir_read_name(dir))) {
+        g_autofree char *link = g_strdup_printf("%s/%s", dirname, name);
+        g_autofree char *target = g_file_read_link(link, NULL);
+
+        g_test_message("  fd %s -> %s", name, target ?: "?");
+    }
+    if (dir) {
+        g_dir_close(dir);
+    }
+}
+
+GHashTable *ivs_fd_snapshot(QTestState *qts)
+{
+    g_autofree char *dirname = g_strdup_printf("/proc/%d/fd",
+                                               (int)qtest_pid(qts));
+    GHashTable *set = g_hash_table_new_full(g_str_hash, g_str_equal,
+                                            g_free, NULL);
+    GDir *dir = g_dir_open(dirname, 0, NULL);
+    const char *name;
+
+    g_assert(dir);
+    while ((name = g_dir_read_name(dir))) {
+        g_autofree char *link = g_strdup_printf("%s/%s", dirname, name);
+        g_autofree char *target = g_file_read_link(link, NULL);
+
+        g_hash_table_add(set, g_strdup_printf("%s -> %s", name,
+                                              target ?: "?"));
+    }
+    g_dir_close(dir);
+    return set;
+}
+
+void ivs_wait_no_new_fds(QTestState *qts, GHashTable *before)
+{
+    int64_t deadline = g_get_monotonic_time() + IVS_TIMEOUT_MS * 1000LL;
+
+    /* Some fds are closed from an RCU callback: poll. */
+    for (;;) {
+        g_autoptr(GHashTable) now = ivs_fd_snapshot(qts);
+        GHashTableIter iter;
+        gpointer key;
+        const char *extra = NULL;
+
+        g_hash_table_iter_init(&iter, now);
+        while (g_hash_table_iter_next(&iter, &key, NULL)) {
+            if (!g_hash_table_contains(before, key)) {
+                extra = key;
+                break;
+            }
+        }
+        if (!extra) {
+            return;
+        }
+        if (g_get_monotonic_time() > deadline) {
+            g_test_message("QEMU has an fd it did not have before: %s",
+                           extra);
+            g_assert_null(extra);
+        }
+        g_usleep(2000);
+    }
 }
 
 int ivs_count_fds(QTestState *qts)
@@ -602,9 +673,18 @@ void ivs_msix_wait_pending(IvsDev *d, int vector)
 
 uint64_t ivs_eventfd_take(int fd)
 {
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
     uint64_t v = 0;
-    ssize_t n = read(fd, &v, sizeof(v));
+    ssize_t n;
 
+    /*
+     * Poll first: O_NONBLOCK belongs to the open file, which QEMU shares
+     * and may have made blocking.
+     */
+    if (poll(&pfd, 1, 0) == 0) {
+        return 0;
+    }
+    n = read(fd, &v, sizeof(v));
     if (n < 0) {
         g_assert_cmpint(errno, ==, EAGAIN);
         return 0;
@@ -841,6 +921,20 @@ static gpointer ivs_fake_thread(gpointer opaque)
         bool ok;
 
         if (step->close) {
+            /*
+             * Close only once the client has read everything: an ivshmem
+             * client reads the handshake in realize, so this closes the
+             * connection under a realize in progress, not before it.
+             */
+            int64_t deadline = g_get_monotonic_time() +
+                IVS_TIMEOUT_MS * 1000LL;
+            int queued = 0;
+
+            while (ioctl(conn, SIOCOUTQ, &queued) == 0 && queued > 0 &&
+                   g_get_monotonic_time() < deadline &&
+                   poll(&pfd[1], 1, 1) == 0) {
+                /* poll() above waits 1 ms or until free() */
+            }
             g_mutex_lock(&f->lock);
             close(f->conn_fd);
             f->conn_fd = -1;
@@ -982,6 +1076,22 @@ void ivs_fake_free(IvsFake *f)
     g_free(f->path);
     g_free(f->failure);
     g_free(f);
+}
+
+void ivs_wait_fd_count(QTestState *qts, int expected)
+{
+    int64_t deadline = g_get_monotonic_time() + IVS_TIMEOUT_MS * 1000LL;
+    int n;
+
+    /* Some fds are closed from an RCU callback: poll. */
+    while ((n = ivs_count_fds(qts)) != expected) {
+        if (g_get_monotonic_time() > deadline) {
+            g_test_message("QEMU has %d fds open, expected %d:", n, expected);
+            ivs_log_fds(qts);
+            g_assert_cmpint(n, ==, expected);
+        }
+        g_usleep(2000);
+    }
 }
 
 /* ---- the real ivshmem-server ---- */

@@ -70,6 +70,24 @@ void ivs_assert_kvm(QTestState *qts);
 /* Open file descriptors of the QEMU behind @qts. */
 int ivs_count_fds(QTestState *qts);
 
+/* Log the fds of the QEMU behind @qts, for failure reports. */
+void ivs_log_fds(QTestState *qts);
+
+/* The fds of the QEMU behind @qts, as a set of "N -> target" strings. */
+GHashTable *ivs_fd_snapshot(QTestState *qts);
+
+/*
+ * Poll until every fd of the QEMU behind @qts is one from @before (fds
+ * may have been closed); fail the test after IVS_TIMEOUT_MS.
+ */
+void ivs_wait_no_new_fds(QTestState *qts, GHashTable *before);
+
+/*
+ * Poll until the QEMU behind @qts has @expected fds open; fail the test
+ * after IVS_TIMEOUT_MS.
+ */
+void ivs_wait_fd_count(QTestState *qts, int expected);
+
 /* Run query-status: fails the test if QEMU does not answer. */
 void ivs_assert_alive(QTestState *qts);
 
@@ -190,7 +208,10 @@ typedef struct IvsFake IvsFake;
 IvsFake *ivs_fake_new(uint64_t shm_size);
 const char *ivs_fake_socket(IvsFake *f);
 
-/* Script steps, played in order to the first client that connects. */
+/*
+ * Script steps, played in order to the first client that connects.  A
+ * close waits until the client has read everything sent before it.
+ */
 void ivs_fake_push(IvsFake *f, int64_t value, IvsFdKind fd);
 void ivs_fake_push_raw(IvsFake *f, const void *buf, size_t len);
 void ivs_fake_push_close(IvsFake *f);

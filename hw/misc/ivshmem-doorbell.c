@@ -181,20 +181,31 @@ static void ivshmem_peer_free(IvshmemDoorbellState *s, IvshmemPeer *peer)
  * transaction: connecting N peers of V vectors costs one flat view update
  * per burst of messages, not N * V of them.
  */
+static gint ivshmem_cmp_id(gconstpointer a, gconstpointer b)
+{
+    return (gint)GPOINTER_TO_UINT(a) - (gint)GPOINTER_TO_UINT(b);
+}
+
 static void ivshmem_sync_ioeventfds(void *opaque)
 {
     IvshmemDoorbellState *s = opaque;
     IvshmemState *c = IVSHMEM_COMMON(s);
-    GHashTableIter it;
-    IvshmemPeer *peer;
+    g_autoptr(GList) ids = NULL;
     uint32_t added = 0;
 
     if (!s->ioeventfd) {
         return;
     }
+    /*
+     * The memory core keeps a region's ioeventfds sorted by their match
+     * data, (peer << 16) | vector: adding them in that order appends
+     * instead of moving the array for every one.
+     */
+    ids = g_list_sort(g_hash_table_get_keys(s->peers), ivshmem_cmp_id);
     memory_region_transaction_begin();
-    g_hash_table_iter_init(&it, s->peers);
-    while (g_hash_table_iter_next(&it, NULL, (gpointer *)&peer)) {
+    for (GList *l = ids; l; l = l->next) {
+        IvshmemPeer *peer = g_hash_table_lookup(s->peers, l->data);
+
         for (uint32_t v = 0; v < peer->nvectors; v++) {
             IvshmemVector *vec = &peer->vectors[v];
 
@@ -651,6 +662,19 @@ static void ivshmem_reader_reset(IvshmemMsgReader *r)
     r->fd = -1;
 }
 
+static void ivshmem_setup_timed_out(IvshmemDoorbellState *s, Error **errp)
+{
+    error_setg(errp, "the ivshmem server on chardev '%s' did not complete "
+               "the handshake within %u ms", ivshmem_chardev_name(s),
+               s->setup_timeout_ms);
+    if (s->setup == SETUP_PEERS) {
+        error_append_hint(errp, "It sent %u of the %u vectors this device "
+                          "has; every device on a server must use the "
+                          "server's vector count.\n",
+                          ivshmem_own_vector_count(s), s->vectors);
+    }
+}
+
 /*
  * Read the handshake in realize.  The chardev's frontend handlers are not
  * installed yet, so we are the only reader of the socket; each read asks
@@ -678,20 +702,18 @@ static bool ivshmem_read_setup(IvshmemDoorbellState *s, QIOChannelSocket *sioc,
         int64_t left = deadline - qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
         GPollFD pfd = { .fd = sioc->fd, .events = G_IO_IN | G_IO_HUP };
 
-        if (left <= 0 || qemu_poll_ns(&pfd, 1, left * SCALE_MS) == 0) {
-            error_setg(errp, "the ivshmem server on chardev '%s' did not "
-                       "complete the handshake within %u ms",
-                       ivshmem_chardev_name(s), s->setup_timeout_ms);
-            if (s->setup == SETUP_PEERS) {
-                error_append_hint(errp, "It sent %u of the %u vectors this "
-                                  "device has; every device on a server "
-                                  "must use the server's vector count.\n",
-                                  ivshmem_own_vector_count(s), s->vectors);
-            }
+        /* Bounded also for a server that never stops talking. */
+        if (left <= 0) {
+            ivshmem_setup_timed_out(s, errp);
             return false;
         }
         n = qio_channel_readv_full(ioc, &iov, 1, &fds, &nfds, 0, errp);
         if (n == QIO_CHANNEL_ERR_BLOCK) {
+            /* Wait only when there is nothing to read. */
+            if (qemu_poll_ns(&pfd, 1, left * SCALE_MS) == 0) {
+                ivshmem_setup_timed_out(s, errp);
+                return false;
+            }
             continue;
         }
         if (n < 0) {

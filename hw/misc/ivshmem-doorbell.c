@@ -443,6 +443,15 @@ static void ivshmem_add_vector(IvshmemDoorbellState *s, uint16_t id, int fd)
         close(fd);
         return;
     }
+    /*
+     * The server's eventfds may be blocking; ours are read from the MSI-X
+     * poll notifier and after a spurious wakeup, which must not block.
+     */
+    if (!g_unix_set_fd_nonblocking(fd, true, NULL)) {
+        trace_ivshmem_doorbell_msg_ignored(s, id, fd, "not an eventfd");
+        close(fd);
+        return;
+    }
     event_notifier_init_fd(&peer->vectors[peer->nvectors].notifier, fd);
     trace_ivshmem_doorbell_peer_vector(s, id, peer->nvectors, fd);
     peer->nvectors++;

@@ -103,6 +103,7 @@ struct IvshmemDoorbellState {
     IvshmemOwnVector *own;      /* s->vectors entries */
     bool msix_inited;
     bool vector_notifiers;
+    GArray *pending;            /* DOORBELL values to add as ioeventfds */
     QEMUBH *ioeventfd_bh;
     QEMUBH *server_lost_bh;
     bool server_lost;
@@ -181,19 +182,25 @@ static void ivshmem_peer_free(IvshmemDoorbellState *s, IvshmemPeer *peer)
  * transaction: connecting N peers of V vectors costs one flat view update
  * per burst of messages, not N * V of them.
  */
-static gint ivshmem_cmp_id(gconstpointer a, gconstpointer b)
+static gint ivshmem_cmp_u32(gconstpointer a, gconstpointer b)
 {
-    return (gint)GPOINTER_TO_UINT(a) - (gint)GPOINTER_TO_UINT(b);
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
 }
 
+/*
+ * Register the queued peer vectors on DOORBELL, in one memory transaction:
+ * connecting N peers of V vectors costs one flat view update per burst
+ * of messages, not N * V of them.
+ */
 static void ivshmem_sync_ioeventfds(void *opaque)
 {
     IvshmemDoorbellState *s = opaque;
     IvshmemState *c = IVSHMEM_COMMON(s);
-    g_autoptr(GList) ids = NULL;
     uint32_t added = 0;
 
-    if (!s->ioeventfd) {
+    if (!s->pending->len) {
         return;
     }
     /*
@@ -201,25 +208,26 @@ static void ivshmem_sync_ioeventfds(void *opaque)
      * data, (peer << 16) | vector: adding them in that order appends
      * instead of moving the array for every one.
      */
-    ids = g_list_sort(g_hash_table_get_keys(s->peers), ivshmem_cmp_id);
+    g_array_sort(s->pending, ivshmem_cmp_u32);
     memory_region_transaction_begin();
-    for (GList *l = ids; l; l = l->next) {
-        IvshmemPeer *peer = g_hash_table_lookup(s->peers, l->data);
+    for (guint i = 0; i < s->pending->len; i++) {
+        uint32_t val = g_array_index(s->pending, uint32_t, i);
+        IvshmemPeer *peer = ivshmem_peer_get(s, IVSHMEM_DOORBELL_PEER(val));
+        uint32_t v = IVSHMEM_DOORBELL_VECTOR(val);
+        IvshmemVector *vec;
 
-        for (uint32_t v = 0; v < peer->nvectors; v++) {
-            IvshmemVector *vec = &peer->vectors[v];
-
-            if (!vec->ioeventfd) {
-                memory_region_add_eventfd(&c->regs, IVSHMEM_REG_DOORBELL,
-                                          4, true,
-                                          IVSHMEM_DOORBELL_VALUE(peer->id, v),
-                                          &vec->notifier);
-                vec->ioeventfd = true;
-                added++;
-            }
+        /* The peer may have gone, or come back, since it was queued. */
+        if (!peer || v >= peer->nvectors || peer->vectors[v].ioeventfd) {
+            continue;
         }
+        vec = &peer->vectors[v];
+        memory_region_add_eventfd(&c->regs, IVSHMEM_REG_DOORBELL, 4, true,
+                                  val, &vec->notifier);
+        vec->ioeventfd = true;
+        added++;
     }
     memory_region_transaction_commit();
+    g_array_set_size(s->pending, 0);
     trace_ivshmem_doorbell_ioeventfds(s, added, 0);
 }
 
@@ -456,13 +464,19 @@ static void ivshmem_add_vector(IvshmemDoorbellState *s, uint16_t id, int fd)
     trace_ivshmem_doorbell_peer_vector(s, id, peer->nvectors, fd);
     peer->nvectors++;
 
+    if (s->ioeventfd) {
+        uint32_t val = IVSHMEM_DOORBELL_VALUE(id, peer->nvectors - 1);
+
+        g_array_append_val(s->pending, val);
+    }
     if (s->setup != SETUP_DONE) {
-        return;
+        return;     /* realize registers everything at once */
     }
     if (id == ivshmem_own_id(s)) {
         /* The server sent more of ours than it did at setup. */
         ivshmem_own_vector_watch(s, peer->nvectors - 1, true);
-    } else if (s->ioeventfd) {
+    }
+    if (s->ioeventfd) {
         qemu_bh_schedule(s->ioeventfd_bh);
     }
 }
@@ -914,6 +928,10 @@ static void ivshmem_doorbell_cleanup(IvshmemDoorbellState *s)
         s->msix_inited = false;
     }
     g_clear_pointer(&s->own, g_free);
+    if (s->pending) {
+        g_array_free(s->pending, true);
+        s->pending = NULL;
+    }
     /* The shared memory's RAM block goes with the device (it owns it). */
 }
 
@@ -944,6 +962,7 @@ static void ivshmem_doorbell_realize(PCIDevice *pdev, Error **errp)
     }
 
     s->peers = g_hash_table_new(NULL, NULL);
+    s->pending = g_array_new(false, false, sizeof(uint32_t));
     s->own = g_new0(IvshmemOwnVector, s->vectors);
     for (uint32_t v = 0; v < s->vectors; v++) {
         s->own[v] = (IvshmemOwnVector) { .s = s, .vector = v, .virq = -1 };

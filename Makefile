@@ -6,11 +6,12 @@
 #   make check    build, then run the test suite
 #   make series   write the series as patches against the base, checkpatch'd
 #   make fuzz     build, then fuzz the ivshmem server and client libraries
+#   make bench    build this and the unmodified base, then benchmark both
 #
 # QEMU_SRC=/path/to/qemu-10.0.x uses that tree as the base instead of
 # fetching Debian's source package.  See README.rst.
 
-.PHONY: all build demo check check-guest series clean distclean fuzz
+.PHONY: all build demo check check-guest series clean distclean fuzz bench
 
 all: demo
 
@@ -31,6 +32,10 @@ series: build
 
 fuzz: build
 	@tests/fuzz-ivshmem/run.sh
+
+bench: build
+	@scripts/build-base.sh
+	@python3 bench/run.py
 
 clean:
 	rm -rf build/qemu build/src build/src.stage series

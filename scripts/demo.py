@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-OBJ = sys.argv[1]
+OBJ = os.path.abspath(sys.argv[1])
 QEMU = os.path.join(OBJ, 'qemu-system-x86_64')
 SERVER = os.path.join(OBJ, 'contrib/ivshmem-server/ivshmem-server')
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -11,6 +11,7 @@
 #include "qapi/error.h"
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
+#include "qemu/host-utils.h"
 #include "ivshmem-client.h"
 
 /* More fds than one per message is a protocol error; room to see it. */
@@ -238,6 +239,12 @@ static bool handle_shm(IvshmemClient *c, int64_t val, int fd, Error **errp)
         close(fd);
         return false;
     }
+    if (!is_power_of_2(st.st_size)) {
+        error_setg(errp, "the shared memory's size %" PRId64 " is not a "
+                   "power of two", (int64_t)st.st_size);
+        close(fd);
+        return false;
+    }
     ptr = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
     if (ptr == MAP_FAILED) {
@@ -261,7 +268,17 @@ static bool handle_vector(IvshmemClient *c, unsigned id, int fd,
                           Error **errp)
 {
     ClientPeer *peer = client_lookup(c, id);
+    struct stat st;
 
+    /*
+     * Ringing writes to the fd: anything but an eventfd (an anonymous
+     * inode, no file type bits) could block, or raise SIGPIPE.
+     */
+    if (fstat(fd, &st) < 0 || (st.st_mode & S_IFMT) != 0) {
+        close(fd);
+        error_setg(errp, "peer %u: vector fd is not an eventfd", id);
+        return false;
+    }
     if (!peer) {
         peer = g_new0(ClientPeer, 1);
         peer->id = id;

@@ -420,6 +420,8 @@ int main(int argc, char **argv)
 
     error_init(argv[0]);
     progname = g_path_get_basename(argv[0]);
+    /* A write to a dead peer's fd must fail, not kill the tool. */
+    signal(SIGPIPE, SIG_IGN);
     parse_args(&o, argc, argv);
     if (o.verbose) {
         ivshmem_client_set_notify(c, notify, NULL);

@@ -520,6 +520,47 @@ static void test_malformed(Fixture *f, gconstpointer data)
         error_free(err);
     }
     close(shm);
+
+    /* Shared memory whose size is not a power of two. */
+    shm = new_shm(3 * 4096);
+    {
+        g_autoptr(IvshmemClient) c = ivshmem_client_new();
+        g_autoptr(Script) s = script_new();
+
+        script_add(s, 0, -1);
+        script_add(s, 0, -1);
+        script_add(s, IVSHMEM_MSG_SHM, shm);
+        feed_bytes(c, s, 0, 2);
+        g_assert_false(ivshmem_client_feed(c, s->bytes->data + 16, 8,
+                                           script_take_fd(s, 2), &err));
+        g_assert_nonnull(strstr(error_get_pretty(err),
+                                "is not a power of two"));
+        error_free(err);
+    }
+    close(shm);
+
+    /*
+     * A vector that is not an eventfd (here a memfd): ringing it could
+     * block or raise SIGPIPE, so it is refused when it arrives.
+     */
+    shm = new_shm(SHM_SIZE);
+    {
+        g_autoptr(IvshmemClient) c = ivshmem_client_new();
+        g_autoptr(Script) s = script_new();
+        int not_eventfd = new_shm(4096);
+
+        script_add(s, 0, -1);
+        script_add(s, 0, -1);
+        script_add(s, IVSHMEM_MSG_SHM, shm);
+        script_add(s, 1, not_eventfd);
+        close(not_eventfd);
+        feed_bytes(c, s, 0, 3);
+        g_assert_false(ivshmem_client_feed(c, s->bytes->data + 24, 8,
+                                           script_take_fd(s, 3), &err));
+        g_assert_nonnull(strstr(error_get_pretty(err), "not an eventfd"));
+        error_free(err);
+    }
+    close(shm);
     g_assert_cmpint(count_fds(), ==, before);
 }
 

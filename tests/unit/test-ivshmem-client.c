@@ -517,7 +517,7 @@ static void test_malformed(Fixture *f, gconstpointer data)
         g_assert_false(ivshmem_client_feed(c, s->bytes->data + 16, 8,
                                            script_take_fd(s, 2), &err));
         g_assert_nonnull(strstr(error_get_pretty(err), "empty"));
-        error_free(err);
+        g_clear_pointer(&err, error_free);
     }
     close(shm);
 
@@ -535,7 +535,7 @@ static void test_malformed(Fixture *f, gconstpointer data)
                                            script_take_fd(s, 2), &err));
         g_assert_nonnull(strstr(error_get_pretty(err),
                                 "is not a power of two"));
-        error_free(err);
+        g_clear_pointer(&err, error_free);
     }
     close(shm);
 
@@ -558,7 +558,7 @@ static void test_malformed(Fixture *f, gconstpointer data)
         g_assert_false(ivshmem_client_feed(c, s->bytes->data + 24, 8,
                                            script_take_fd(s, 3), &err));
         g_assert_nonnull(strstr(error_get_pretty(err), "not an eventfd"));
-        error_free(err);
+        g_clear_pointer(&err, error_free);
     }
     close(shm);
     g_assert_cmpint(count_fds(), ==, before);

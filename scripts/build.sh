@@ -18,6 +18,10 @@ build=${BUILD:-$top/build}
 src=$build/src
 obj=$build/qemu
 
+# Let ccache share objects between clones in different directories.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$top}
+export CCACHE_NOHASHDIR=1
+
 "$top/scripts/install-deps.sh"
 base=$("$top/scripts/fetch-base.sh")
 echo "build: base $(cat "$base/.ivshmem-base-version" 2>/dev/null || cat "$base/VERSION") at $base"

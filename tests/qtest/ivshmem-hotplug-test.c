@@ -1,239 +1,338 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * qtests for hot plug and unplug of the ivshmem devices through QMP: on pc
- * (ACPI, root bus) and q35 (ACPI, below a PCIe root port and below a
- * PCIe-to-PCI bridge), many cycles each with the same memdev or chardev,
- * with no file descriptor growth in QEMU; and hot plug of a doorbell whose
- * server never answers, which fails with the timeout error while the
- * monitor stays responsive.
- *
- * There is no guest to acknowledge an unplug, so the test does what the
- * guest's ACPI code would: select the bus and write the slot's eject bit.
+ * qtest for hot plug and unplug of ivshmem-plain and ivshmem-doorbell:
+ * on pc (ACPI PCI hot plug), below a q35 pcie-root-port and below a
+ * pcie-pci-bridge, 50 cycles each, plugging again with the same memdev or
+ * chardev every time.  A cycle must leave no file descriptor behind,
+ * release the memdev (object-del works) and the master lock, and leave
+ * the server (a doorbell reconnects and gets its ID back).  Hot plug of a
+ * doorbell whose server never answers fails with the timeout error and
+ * the monitor stays responsive.
  */
 
 #include "qemu/osdep.h"
+#include <sys/mman.h>
 #include "ivshmem-utils.h"
 #include "libqos/pci-pc.h"
 #include "qobject/qdict.h"
+#include "qobject/qjson.h"
+#include "qapi/error.h"
 
-#define CYCLES              50
-#define SHM_SIZE            (1 * MiB)
+#define SLOT        4
+#define CYCLES      50
+#define SHM_SIZE    (1 * MiB)
 
-/* ACPI PCI hot plug registers (hw/acpi/pcihp.c). */
-#define PIIX4_PCIHP_BASE    0xae00
-#define ICH9_PCIHP_BASE     0x0cc0
-#define PCIHP_EJ            0x08
-#define PCIHP_SEL           0x10
+typedef enum Bus {
+    BUS_PC,                     /* pc, slot 4 of bus 0, ACPI */
+    BUS_ROOT_PORT,              /* q35, below pcie-root-port rp0 */
+    BUS_PCI_BRIDGE,             /* q35, below rp0's pcie-pci-bridge br0 */
+} Bus;
 
-typedef struct HotplugCase {
-    const char *name;
-    const char *machine;
-    const char *extra;          /* bridges etc. */
-    const char *bus;            /* QOM path of the bus, NULL: root bus */
-    const char *bus_opt;        /* device_add's bus property, or "" */
-    int slot;
-    uint16_t pcihp_base;
-    bool doorbell;
-} HotplugCase;
-
-static const HotplugCase cases[] = {
-    {
-        .name = "pc/plain", .machine = "pc", .extra = "",
-        .bus_opt = "", .slot = 5, .pcihp_base = PIIX4_PCIHP_BASE,
-    }, {
-        .name = "pc/doorbell", .machine = "pc", .extra = "",
-        .bus_opt = "", .slot = 5, .pcihp_base = PIIX4_PCIHP_BASE,
-        .doorbell = true,
-    }, {
-        .name = "q35-root-port/plain", .machine = "q35",
-        .extra = "-device pcie-root-port,id=rp0,chassis=1,addr=4",
-        .bus = "/machine/peripheral/rp0/rp0", .bus_opt = "rp0",
-        .slot = 0, .pcihp_base = ICH9_PCIHP_BASE,
-    }, {
-        .name = "q35-root-port/doorbell", .machine = "q35",
-        .extra = "-device pcie-root-port,id=rp0,chassis=1,addr=4",
-        .bus = "/machine/peripheral/rp0/rp0", .bus_opt = "rp0",
-        .slot = 0, .pcihp_base = ICH9_PCIHP_BASE, .doorbell = true,
-    }, {
-        .name = "q35-pci-bridge/plain", .machine = "q35",
-        .extra = "-device pcie-root-port,id=rp0,chassis=1,addr=4 "
-                 "-device pcie-pci-bridge,id=br0,bus=rp0",
-        .bus = "/machine/peripheral/br0/br0", .bus_opt = "br0",
-        .slot = 3, .pcihp_base = ICH9_PCIHP_BASE,
-    }, {
-        .name = "q35-pci-bridge/doorbell", .machine = "q35",
-        .extra = "-device pcie-root-port,id=rp0,chassis=1,addr=4 "
-                 "-device pcie-pci-bridge,id=br0,bus=rp0",
-        .bus = "/machine/peripheral/br0/br0", .bus_opt = "br0",
-        .slot = 3, .pcihp_base = ICH9_PCIHP_BASE, .doorbell = true,
-    },
-};
-
-/* The hot plug bus selector ACPI gave @bus (0: pc's root bus). */
-static uint32_t pcihp_bsel(QTestState *qts, const char *bus)
+static const char *bus_machine(Bus bus)
 {
-    QDict *resp;
-    uint32_t bsel;
-
-    if (!bus) {
-        return 0;
+    switch (bus) {
+    case BUS_PC:
+        return "-machine pc -nodefaults";
+    case BUS_ROOT_PORT:
+        return "-machine q35 -nodefaults "
+               "-device pcie-root-port,id=rp0,chassis=1,slot=1";
+    case BUS_PCI_BRIDGE:
+        return "-machine q35 -nodefaults "
+               "-device pcie-root-port,id=rp0,chassis=1,slot=1 "
+               "-device pcie-pci-bridge,id=br0,bus=rp0";
     }
-    resp = qtest_qmp(qts, "{'execute': 'qom-get', 'arguments': "
-                     "{'path': %s, 'property': 'acpi-pcihp-bsel'}}", bus);
-    g_assert(qdict_haskey(resp, "return"));
-    bsel = qdict_get_int(resp, "return");
-    qobject_unref(resp);
-    return bsel;
+    g_assert_not_reached();
 }
 
-/* device_del, then eject the slot as the guest's ACPI code would. */
-static void unplug(QTestState *qts, const HotplugCase *c, uint32_t bsel)
+/* The JSON members that place the device on @bus. */
+static const char *bus_json(Bus bus)
 {
-    qtest_qmp_device_del_send(qts, "hp0");
-    qtest_outl(qts, c->pcihp_base + PCIHP_SEL, bsel);
-    qtest_outl(qts, c->pcihp_base + PCIHP_EJ, 1u << c->slot);
-    qtest_qmp_eventwait(qts, "DEVICE_DELETED");
+    switch (bus) {
+    case BUS_PC:
+        return "'addr': '4'";
+    case BUS_ROOT_PORT:
+        return "'bus': 'rp0'";
+    case BUS_PCI_BRIDGE:
+        return "'bus': 'br0', 'addr': '4'";
+    }
+    g_assert_not_reached();
 }
 
-static char *device_json(const HotplugCase *c)
+static void wait_deleted(QTestState *qts, const char *id)
 {
-    g_autofree char *bus = c->bus_opt[0] ?
-        g_strdup_printf(", 'bus': '%s'", c->bus_opt) : g_strdup("");
+    for (;;) {
+        QDict *ev = qtest_qmp_eventwait_ref(qts, "DEVICE_DELETED");
+        QDict *data = qdict_get_qdict(ev, "data");
+        const char *dev = data ? qdict_get_try_str(data, "device") : NULL;
+        bool done = dev && !strcmp(dev, id);
 
-    if (c->doorbell) {
-        return g_strdup_printf("{'driver': 'ivshmem-doorbell', 'id': 'hp0', "
-                               "'chardev': 'c0', 'addr': '%d'%s}",
-                               c->slot, bus);
+        qobject_unref(ev);
+        if (done) {
+            return;
+        }
     }
-    return g_strdup_printf("{'driver': 'ivshmem-plain', 'id': 'hp0', "
-                           "'memdev': 'm0', 'addr': '%d'%s}", c->slot, bus);
 }
 
 /*
- * For the root bus, the device's identity and what it holds: BAR2 of the
- * right size; IVPOSITION 0 for a doorbell, which proves that unplugging
- * the previous one released ID 0 at the server.
+ * Unplug @id.  On pc the guest's part of ACPI hot unplug is the eject
+ * write; with no guest to answer PCIe's attention button, a reset
+ * completes a pending unplug on q35.
  */
-static void check_device(QTestState *qts, QPCIBus *pbus,
-                         const HotplugCase *c)
+static void unplug(QTestState *qts, Bus bus, const char *id)
 {
-    IvsDev *d;
-
-    if (c->bus) {
-        return;     /* libqos enumerates bus 0 only */
+    if (bus == BUS_PC) {
+        qpci_unplug_acpi_device_test(qts, id, SLOT);
+        return;
     }
-    d = ivs_dev_open(qts, pbus, c->slot);
-    g_assert_cmpuint(d->shm_size, ==, SHM_SIZE);
-    g_assert_cmpuint(ivs_reg_read(d, IVSHMEM_REG_IVPOSITION), ==, 0);
-    ivs_dev_close(d);
+    qtest_qmp_device_del_send(qts, id);
+    qtest_system_reset_nowait(qts);
+    wait_deleted(qts, id);
 }
 
-static void test_cycles(const void *opaque)
+/* The device is there (and, on bus 0, works). */
+static void check_plugged(QTestState *qts, QPCIBus *pbus, Bus bus,
+                          uint32_t ivposition)
 {
-    const HotplugCase *c = opaque;
-    IvsServer *srv = NULL;
-    g_autofree char *path = NULL;
-    g_autofree char *backend = NULL;
-    g_autofree char *json = device_json(c);
-    QTestState *qts;
-    QPCIBus *pbus;
-    uint32_t bsel;
-    int fds, i;
+    QDict *resp = qtest_qmp(qts, "{'execute': 'qom-get', 'arguments': "
+                            "{'path': '/machine/peripheral/dev0', "
+                            "'property': 'realized'}}");
 
-    if (c->doorbell) {
-        srv = ivs_server_start("-l 1M -n 2");
-        if (!srv) {
-            return;
-        }
-        backend = g_strdup_printf("-chardev socket,id=c0,path=%s",
-                                  srv->socket);
-    } else {
-        path = ivs_shm_path("hotplug");
-        backend = g_strdup_printf("-object memory-backend-file,id=m0,"
-                                  "mem-path=%s,size=%d,share=on", path,
-                                  (int)SHM_SIZE);
+    g_assert_true(qdict_get_bool(resp, "return"));
+    qobject_unref(resp);
+    if (bus == BUS_PC) {
+        IvsDev *d = ivs_dev_open(qts, pbus, SLOT);
+
+        g_assert_cmphex(d->shm_size, ==, SHM_SIZE);
+        g_assert_cmpuint(ivs_reg_read(d, IVSHMEM_REG_IVPOSITION), ==,
+                         ivposition);
+        qpci_io_writel(d->pdev, d->shm, 0x100, 0xc0ffee00 | ivposition);
+        g_assert_cmphex(qpci_io_readl(d->pdev, d->shm, 0x100), ==,
+                        0xc0ffee00 | ivposition);
+        ivs_dev_close(d);
     }
-    qts = qtest_initf("-machine %s -nodefaults %s %s", c->machine, c->extra,
-                      backend);
-    pbus = ivs_pci_bus(qts);
-    bsel = pcihp_bsel(qts, c->bus);
+}
 
-    /* One cycle first: it allocates what QEMU keeps for later ones. */
-    ivs_device_add_ok(qts, json);
-    check_device(qts, pbus, c);
-    unplug(qts, c, bsel);
-    fds = ivs_count_fds(qts);
+static void check_unplugged(QTestState *qts, QPCIBus *pbus, Bus bus)
+{
+    QDict *resp = qtest_qmp(qts, "{'execute': 'qom-get', 'arguments': "
+                            "{'path': '/machine/peripheral/dev0', "
+                            "'property': 'realized'}}");
+
+    g_assert_true(qdict_haskey(resp, "error"));
+    qobject_unref(resp);
+    if (bus == BUS_PC) {
+        QPCIDevice *pdev = qpci_device_find(pbus, QPCI_DEVFN(SLOT, 0));
+
+        g_assert_null(pdev);
+    }
+}
+
+static void test_plain(const void *opaque)
+{
+    Bus bus = GPOINTER_TO_INT(opaque);
+    g_autofree char *path = ivs_shm_path("hotplug");
+    g_autofree char *json = NULL;
+    g_autoptr(GHashTable) fds = NULL;
+    QTestState *qts, *other;
+    QPCIBus *pbus;
+    int i;
+
+    qts = qtest_initf("%s -object memory-backend-file,id=m0,mem-path=%s,"
+                      "size=1M,share=on", bus_machine(bus), path);
+    pbus = ivs_pci_bus(qts);
+    json = g_strdup_printf("{'driver': 'ivshmem-plain', 'id': 'dev0', "
+                           "'memdev': 'm0', 'master': 'on', %s}",
+                           bus_json(bus));
+    fds = ivs_fd_snapshot(qts);
 
     for (i = 0; i < CYCLES; i++) {
         ivs_device_add_ok(qts, json);
-        unplug(qts, c, bsel);
-    }
-    /* Unplugged RAM is released after an RCU grace period. */
-    ivs_wait_fd_count(qts, fds);
-
-    /* Plugged again with the same memdev or chardev, it works. */
-    ivs_device_add_ok(qts, json);
-    check_device(qts, pbus, c);
-    unplug(qts, c, bsel);
-    ivs_wait_fd_count(qts, fds);
-
-    /* Nothing holds the backend any more. */
-    if (c->doorbell) {
-        qtest_qmp_assert_success(qts, "{'execute': 'chardev-remove', "
-                                 "'arguments': {'id': 'c0'}}");
-    } else {
-        qtest_qmp_assert_success(qts, "{'execute': 'object-del', "
-                                 "'arguments': {'id': 'm0'}}");
+        if (i == 0 || i == CYCLES - 1) {
+            check_plugged(qts, pbus, bus, 0);
+        }
+        unplug(qts, bus, "dev0");
+        /* Nothing of the device stays: no fd, no device. */
+        ivs_wait_no_new_fds(qts, fds);
+        if (i == 0 || i == CYCLES - 1) {
+            check_unplugged(qts, pbus, bus);
+        }
     }
 
+    /* The master lock went with the device: another master may start. */
+    other = qtest_initf("-machine pc -nodefaults "
+                        "-object memory-backend-file,id=m0,mem-path=%s,"
+                        "size=1M,share=on "
+                        "-device ivshmem-plain,memdev=m0,master=on", path);
+    /* ... and ours cannot be master now. */
+    ivs_device_add_fails(qts, json, "already master of memdev 'm0'");
+    qtest_quit(other);
+
+    /* The memdev is free again: it can be deleted. */
+    qtest_qmp_assert_success(qts, "{'execute': 'object-del', 'arguments': "
+                             "{'id': 'm0'}}");
+    ivs_assert_alive(qts);
     qpci_free_pc(pbus);
     qtest_quit(qts);
-    if (srv) {
-        ivs_server_stop(srv);
-    }
-    if (path) {
-        ivs_remove_path(path);
-    }
+    ivs_remove_path(path);
 }
 
 /*
- * A doorbell hot plugged onto a server that never answers: device_add
- * fails with the timeout error after setup-timeout-ms, the monitor
- * answers afterwards, and no file descriptor is left behind.
+ * Doorbell: each cycle plugs the device on the same chardev; unplug
+ * leaves the server, so the next plug gets peer ID 0 again, and the other
+ * VM on the server reaches it every time it is checked.  Every other
+ * cycle also removes and adds the chardev, as management tools do.
  */
-static void test_silent_server(void)
+static void test_doorbell(const void *opaque)
 {
-    IvsFake *fake = ivs_fake_new(SHM_SIZE);
-    QTestState *qts;
-    int fds;
+    Bus bus = GPOINTER_TO_INT(opaque);
+    IvsServer *srv = ivs_server_start("-l 1M -n 2");
+    g_autofree char *json = NULL;
+    g_autofree char *chardev_add = NULL;
+    QTestState *qts, *peer_qts;
+    QPCIBus *pbus, *peer_bus;
+    IvsDev *peer;
+    int i, base;
 
-    ivs_fake_start(fake);
-    qts = qtest_initf("-machine pc -nodefaults "
-                      "-chardev socket,id=c0,path=%s", ivs_fake_socket(fake));
-    fds = ivs_count_fds(qts);
-    ivs_device_add_fails(qts, "{'driver': 'ivshmem-doorbell', 'id': 'hp0', "
-                         "'chardev': 'c0', 'setup-timeout-ms': 300}",
-                         "did not complete the handshake within 300 ms");
-    ivs_assert_alive(qts);
-    /* The failed device let go of the connection. */
-    g_assert_true(ivs_fake_client_closed(fake, IVS_TIMEOUT_MS));
-    ivs_wait_fd_count(qts, fds - 1);
+    if (!srv) {
+        return;
+    }
+    qts = qtest_initf("%s -chardev socket,id=c0,path=%s",
+                      bus_machine(bus), srv->socket);
+    pbus = ivs_pci_bus(qts);
+    json = g_strdup_printf("{'driver': 'ivshmem-doorbell', 'id': 'dev0', "
+                           "'chardev': 'c0', 'vectors': 2, %s}",
+                           bus_json(bus));
+    chardev_add = g_strdup_printf("{'id': 'c0', 'backend': {'type': "
+                                  "'socket', 'data': {'server': false, "
+                                  "'addr': {'type': 'unix', 'data': "
+                                  "{'path': '%s'}}}}}", srv->socket);
 
+    /* Plug once so that the peer below gets ID 1. */
+    ivs_device_add_ok(qts, json);
+    peer_qts = qtest_initf("-machine pc -nodefaults "
+                           "-chardev socket,id=c0,path=%s "
+                           "-device ivshmem-doorbell,chardev=c0,vectors=2,"
+                           "addr=%d", srv->socket, SLOT);
+    peer_bus = ivs_pci_bus(peer_qts);
+    peer = ivs_dev_open(peer_qts, peer_bus, SLOT);
+    g_assert_cmpuint(ivs_reg_read(peer, IVSHMEM_REG_IVPOSITION), ==, 1);
+    ivs_msix_setup(peer);
+    unplug(qts, bus, "dev0");
+    base = ivs_count_fds(qts);
+
+    for (i = 0; i < CYCLES; i++) {
+        bool check = i == 0 || i == CYCLES - 1;
+
+        ivs_device_add_ok(qts, json);
+        if (check) {
+            check_plugged(qts, pbus, bus, 0);
+        }
+        if (check && bus == BUS_PC) {
+            IvsDev *d = ivs_dev_open(qts, pbus, SLOT);
+            int64_t deadline = g_get_monotonic_time() +
+                IVS_TIMEOUT_MS * 1000LL;
+
+            /* The peer hears of us again, and we know the peer. */
+            ivs_msix_setup(d);
+            do {
+                g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+                ivs_doorbell(peer, 0, 1);
+                g_usleep(1000);
+            } while (!ivs_msix_fired(d, 1));
+            ivs_doorbell(d, 1, 0);
+            ivs_msix_wait(peer, 0);
+            ivs_dev_close(d);
+        }
+        unplug(qts, bus, "dev0");
+        if (i % 2) {
+            qtest_qmp_assert_success(qts, "{'execute': 'chardev-remove', "
+                                     "'arguments': {'id': 'c0'}}");
+            qtest_qmp_assert_success(qts, "{'execute': 'chardev-add', "
+                                     "'arguments': %p}",
+                                     qobject_from_json(chardev_add,
+                                                       &error_abort));
+        }
+        /*
+         * The memory, eventfds and connection went with the device; a
+         * chardev that was just added is connected (one socket more).
+         */
+        ivs_wait_fd_count(qts, base + i % 2);
+        if (check) {
+            check_unplugged(qts, pbus, bus);
+        }
+    }
+
+    /* The peer saw us come and go, and is fine. */
+    ivs_assert_alive(peer_qts);
+    ivs_dev_close(peer);
+    qpci_free_pc(peer_bus);
+    qtest_quit(peer_qts);
+    qpci_free_pc(pbus);
     qtest_quit(qts);
-    ivs_fake_free(fake);
+    ivs_server_stop(srv);
+}
+
+/* A server that never answers: device_add fails after the timeout. */
+static void test_doorbell_silent_server(void)
+{
+    IvsFake *f = ivs_fake_new(SHM_SIZE);
+    g_autoptr(GHashTable) fds = NULL;
+    QTestState *qts;
+    QDict *resp;
+    int64_t t0, ms;
+    int i;
+
+    ivs_fake_start(f);
+    qts = qtest_initf("-machine pc -nodefaults "
+                      "-chardev socket,id=c0,path=%s", ivs_fake_socket(f));
+    fds = ivs_fd_snapshot(qts);
+    for (i = 0; i < 2; i++) {
+        t0 = g_get_monotonic_time();
+        resp = ivs_device_add(qts, "{'driver': 'ivshmem-doorbell', "
+                              "'id': 'dev0', 'chardev': 'c0', "
+                              "'setup-timeout-ms': 300}");
+        ms = (g_get_monotonic_time() - t0) / 1000;
+        ivs_assert_error_contains(resp, "did not complete the handshake "
+                                  "within 300 ms");
+        qobject_unref(resp);
+        g_assert_cmpint(ms, >=, 250);
+        g_assert_cmpint(ms, <, 5000);
+        /* The monitor answers at once. */
+        t0 = g_get_monotonic_time();
+        ivs_assert_alive(qts);
+        g_assert_cmpint(g_get_monotonic_time() - t0, <, G_USEC_PER_SEC);
+        ivs_wait_no_new_fds(qts, fds);
+    }
+    qtest_quit(qts);
+    ivs_fake_free(f);
 }
 
 int main(int argc, char **argv)
 {
-    size_t i;
+    static const struct {
+        const char *name;
+        Bus bus;
+    } buses[] = {
+        { "pc", BUS_PC },
+        { "q35-root-port", BUS_ROOT_PORT },
+        { "q35-pcie-pci-bridge", BUS_PCI_BRIDGE },
+    };
+    int i;
 
     g_test_init(&argc, &argv, NULL);
-    for (i = 0; i < ARRAY_SIZE(cases); i++) {
-        g_autofree char *name = g_strdup_printf("/ivshmem/hotplug/%s",
-                                                cases[i].name);
 
-        qtest_add_data_func(name, &cases[i], test_cycles);
+    for (i = 0; i < ARRAY_SIZE(buses); i++) {
+        g_autofree char *p1 = g_strdup_printf("/ivshmem-hotplug/plain/%s",
+                                              buses[i].name);
+        g_autofree char *p2 = g_strdup_printf("/ivshmem-hotplug/doorbell/%s",
+                                              buses[i].name);
+
+        qtest_add_data_func(p1, GINT_TO_POINTER(buses[i].bus), test_plain);
+        qtest_add_data_func(p2, GINT_TO_POINTER(buses[i].bus),
+                            test_doorbell);
     }
-    qtest_add_func("/ivshmem/hotplug/silent-server", test_silent_server);
+    qtest_add_func("/ivshmem-hotplug/doorbell/silent-server",
+                   test_doorbell_silent_server);
+
     return g_test_run();
 }

@@ -1,418 +1,413 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * qtests for migrating the ivshmem devices: what a master carries to the
- * destination (shared memory, INTRSTATUS/INTRMASK, MSI-X table and mask
- * state, IVPOSITION), that doorbells work after the move, that a peer's
- * migration is refused with the documented message, that a destination
- * whose server assigned another peer ID fails the migration while the
- * source keeps running, and that doorbells rung during migration do no
- * harm.
+ * qtest for migrating ivshmem devices.
+ *
+ * A master takes its shared memory along: the destination's memory ends
+ * up with the source's contents, and the registers (INTRMASK,
+ * INTRSTATUS), the MSI-X table and mask state and IVPOSITION arrive with
+ * the VM.  A device that is not master blocks migration, and says how to
+ * get out of it.  An ivshmem-doorbell whose destination server assigned a
+ * different peer ID fails the migration, and the source keeps running.
  */
 
 #include "qemu/osdep.h"
+#include <sys/mman.h>
 #include "ivshmem-utils.h"
+#include "qemu/bswap.h"
 #include "libqos/pci-pc.h"
 #include "qobject/qdict.h"
 
 #define SLOT        4
 #define SHM_SIZE    (1 * MiB)
 
-static QTestState *vm_start(const char *devices, bool incoming)
+typedef struct VM {
+    QTestState *qts;
+    QPCIBus *bus;
+    IvsDev *dev;
+} VM;
+
+static VM *vm_new(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+static VM *vm_new(const char *fmt, ...)
 {
-    return qtest_initf("-machine pc -nodefaults -m 64 %s %s", devices,
-                       incoming ? "-incoming defer" : "");
+    VM *vm = g_new0(VM, 1);
+    g_autofree char *args = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    args = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    vm->qts = qtest_initf("-machine pc -nodefaults -m 32M %s", args);
+    vm->bus = ivs_pci_bus(vm->qts);
+    return vm;
 }
 
-static char *plain_args(const char *path, const char *master)
+/* Find the device; on a migrated VM this keeps the source's BARs. */
+static void vm_open(VM *vm)
 {
-    return g_strdup_printf("-object memory-backend-file,id=m0,mem-path=%s,"
-                           "size=%d,share=on "
-                           "-device ivshmem-plain,id=iv0,memdev=m0,"
-                           "addr=%d,master=%s", path, (int)SHM_SIZE, SLOT,
-                           master);
+    vm->dev = ivs_dev_open(vm->qts, vm->bus, SLOT);
 }
 
-static char *doorbell_args(const char *socket, int vectors,
-                           const char *master)
+static void vm_free(VM *vm)
 {
-    return g_strdup_printf("-chardev socket,id=c0,path=%s "
-                           "-device ivshmem-doorbell,id=iv0,chardev=c0,"
-                           "vectors=%d,addr=%d,master=%s", socket, vectors,
-                           SLOT, master);
+    if (vm) {
+        ivs_dev_close(vm->dev);
+        qpci_free_pc(vm->bus);
+        qtest_quit(vm->qts);
+        g_free(vm);
+    }
 }
 
-/* Memory contents, INTRSTATUS and INTRMASK of a master ivshmem-plain. */
+static void fill_pattern(IvsDev *d, uint32_t seed)
+{
+    uint64_t off;
+
+    for (off = 0; off < SHM_SIZE; off += 0x10000) {
+        qpci_io_writel(d->pdev, d->shm, off, seed ^ off);
+        qpci_io_writel(d->pdev, d->shm, off + 0xfffc, ~seed ^ off);
+    }
+}
+
+static void check_pattern(IvsDev *d, uint32_t seed)
+{
+    uint64_t off;
+
+    for (off = 0; off < SHM_SIZE; off += 0x10000) {
+        g_assert_cmphex(qpci_io_readl(d->pdev, d->shm, off), ==, seed ^ off);
+        g_assert_cmphex(qpci_io_readl(d->pdev, d->shm, off + 0xfffc), ==,
+                        ~seed ^ off);
+    }
+}
+
+static void check_file_pattern(const char *path, uint32_t seed)
+{
+    int fd = open(path, O_RDONLY);
+    uint8_t *p;
+    uint64_t off;
+
+    g_assert_cmpint(fd, >=, 0);
+    p = mmap(NULL, SHM_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+    g_assert(p != MAP_FAILED);
+    close(fd);
+    for (off = 0; off < SHM_SIZE; off += 0x10000) {
+        g_assert_cmphex(ldl_le_p(p + off), ==, seed ^ off);
+    }
+    munmap(p, SHM_SIZE);
+}
+
+/*
+ * A plain master: its memory goes to the destination's (another file:
+ * the source holds the master lock on its own), registers follow.
+ */
 static void test_plain_master(void)
 {
     g_autofree char *src_path = ivs_shm_path("mig-src");
     g_autofree char *dst_path = ivs_shm_path("mig-dst");
-    g_autofree char *src_args = plain_args(src_path, "on");
-    g_autofree char *dst_args = plain_args(dst_path, "on");
-    QTestState *src = vm_start(src_args, false);
-    QTestState *dst = vm_start(dst_args, true);
-    QPCIBus *sbus = ivs_pci_bus(src), *dbus = ivs_pci_bus(dst);
-    IvsDev *s = ivs_dev_open(src, sbus, SLOT);
-    IvsDev *d;
-    uint32_t i;
+    VM *src, *dst;
 
-    for (i = 0; i < SHM_SIZE; i += 64 * KiB) {
-        qpci_io_writel(s->pdev, s->shm, i, 0xc0de0000 | (i >> 16));
-    }
-    ivs_reg_write(s, IVSHMEM_REG_INTRMASK, 0x12345678);
-    ivs_reg_write(s, IVSHMEM_REG_INTRSTATUS, 0x9abcdef0);
+    src = vm_new("-object memory-backend-file,id=m0,mem-path=%s,size=1M,"
+                 "share=on -device ivshmem-plain,id=iv0,memdev=m0,addr=%d,"
+                 "master=on", src_path, SLOT);
+    dst = vm_new("-object memory-backend-file,id=m0,mem-path=%s,size=1M,"
+                 "share=on -device ivshmem-plain,id=iv0,memdev=m0,addr=%d "
+                 "-incoming defer", dst_path, SLOT);
+    vm_open(src);
+    fill_pattern(src->dev, 0x5eed0001);
+    ivs_reg_write(src->dev, IVSHMEM_REG_INTRMASK, 0x13572468);
+    ivs_reg_write(src->dev, IVSHMEM_REG_INTRSTATUS, 0x0badf00d);
 
-    g_assert_true(ivs_migrate(src, dst, NULL));
-    ivs_wait_status(dst, "running");
+    g_assert_true(ivs_migrate(src->qts, dst->qts, NULL));
+    ivs_wait_status(dst->qts, "running");
 
-    d = ivs_dev_open(dst, dbus, SLOT);
-    for (i = 0; i < SHM_SIZE; i += 64 * KiB) {
-        g_assert_cmphex(qpci_io_readl(d->pdev, d->shm, i), ==,
-                        0xc0de0000 | (i >> 16));
-    }
-    g_assert_cmphex(ivs_reg_read(d, IVSHMEM_REG_INTRMASK), ==, 0x12345678);
-    g_assert_cmphex(ivs_reg_read(d, IVSHMEM_REG_INTRSTATUS), ==, 0x9abcdef0);
-    g_assert_cmphex(ivs_reg_read(d, IVSHMEM_REG_INTRSTATUS), ==, 0);
-    g_assert_cmpuint(ivs_reg_read(d, IVSHMEM_REG_IVPOSITION), ==, 0);
+    vm_open(dst);
+    check_pattern(dst->dev, 0x5eed0001);
+    check_file_pattern(dst_path, 0x5eed0001);
+    g_assert_cmphex(ivs_reg_read(dst->dev, IVSHMEM_REG_INTRMASK), ==,
+                    0x13572468);
+    g_assert_cmphex(ivs_reg_read(dst->dev, IVSHMEM_REG_INTRSTATUS), ==,
+                    0x0badf00d);
+    g_assert_cmphex(ivs_reg_read(dst->dev, IVSHMEM_REG_IVPOSITION), ==, 0);
 
-    ivs_dev_close(s);
-    ivs_dev_close(d);
-    qpci_free_pc(sbus);
-    qpci_free_pc(dbus);
-    qtest_quit(src);
-    qtest_quit(dst);
+    vm_free(src);
+    vm_free(dst);
     ivs_remove_path(src_path);
     ivs_remove_path(dst_path);
 }
 
-/* A peer is not migrated: the documented refusal, and the VM runs on. */
-static void test_peer_refused(void)
+/* The default, master=auto, migrates too when it is the only device. */
+static void test_plain_default_migrates(void)
+{
+    g_autofree char *src_path = ivs_shm_path("mig-src");
+    g_autofree char *dst_path = ivs_shm_path("mig-dst");
+    VM *src, *dst;
+
+    src = vm_new("-object memory-backend-file,id=m0,mem-path=%s,size=1M,"
+                 "share=on -device ivshmem-plain,id=iv0,memdev=m0,addr=%d",
+                 src_path, SLOT);
+    dst = vm_new("-object memory-backend-file,id=m0,mem-path=%s,size=1M,"
+                 "share=on -device ivshmem-plain,id=iv0,memdev=m0,addr=%d "
+                 "-incoming defer", dst_path, SLOT);
+    vm_open(src);
+    fill_pattern(src->dev, 0x5eed0002);
+    g_assert_true(ivs_migrate(src->qts, dst->qts, NULL));
+    ivs_wait_status(dst->qts, "running");
+    vm_open(dst);
+    check_pattern(dst->dev, 0x5eed0002);
+    vm_free(src);
+    vm_free(dst);
+    ivs_remove_path(src_path);
+    ivs_remove_path(dst_path);
+}
+
+/* A peer blocks migration; the source keeps running. */
+static void test_plain_peer_blocks(void)
 {
     g_autofree char *path = ivs_shm_path("mig-peer");
-    g_autofree char *args = plain_args(path, "off");
-    g_autofree char *uri = g_strdup_printf("unix:%s/unused.sock",
-                                           g_get_tmp_dir());
-    QTestState *src = vm_start(args, false);
+    g_autofree char *sock = ivs_socket_path("mig.sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    VM *master, *peer;
     QDict *resp;
 
-    resp = qtest_qmp(src, "{'execute': 'migrate', 'arguments': {'uri': %s}}",
-                     uri);
-    ivs_assert_error_contains(resp, "not master");
+    master = vm_new("-object memory-backend-file,id=m0,mem-path=%s,size=1M,"
+                    "share=on -device ivshmem-plain,id=iv0,memdev=m0,"
+                    "addr=%d", path, SLOT);
+    peer = vm_new("-object memory-backend-file,id=m0,mem-path=%s,size=1M,"
+                  "share=on -device ivshmem-plain,id=ivpeer,memdev=m0,"
+                  "addr=%d", path, SLOT);
+    resp = qtest_qmp(peer->qts, "{'execute': 'migrate', 'arguments': "
+                     "{'uri': %s}}", uri);
+    ivs_assert_error_contains(resp, "'ivpeer' is not master");
     ivs_assert_error_contains(resp, "master=on");
     ivs_assert_error_contains(resp, "unplug");
     qobject_unref(resp);
-    ivs_wait_status(src, "running");
+    ivs_wait_status(peer->qts, "running");
+    vm_open(peer);
+    qpci_io_writel(peer->dev->pdev, peer->dev->shm, 0, 0xabad1dea);
 
-    qtest_quit(src);
+    /* Once unplugged, the VM migrates (the peer's advice works). */
+    qpci_unplug_acpi_device_test(peer->qts, "ivpeer", SLOT);
+    {
+        VM *dst = vm_new("-incoming defer");
+
+        g_assert_true(ivs_migrate(peer->qts, dst->qts, NULL));
+        vm_free(dst);
+    }
+
+    vm_free(peer);
+    vm_free(master);
     ivs_remove_path(path);
 }
 
-/* Read MSI-X table entry @v's address and data and its mask bit. */
-static void msix_entry(IvsDev *d, int v, uint64_t *addr, uint32_t *data,
-                       bool *masked)
+/* ---- ivshmem-doorbell ---- */
+
+static void msix_entry_check(IvsDev *d, int v, uint32_t data, bool masked)
 {
-    uint64_t e = (uint64_t)v * PCI_MSIX_ENTRY_SIZE + d->pdev->msix_table_off;
+    uint64_t e = d->pdev->msix_table_off + v * PCI_MSIX_ENTRY_SIZE;
     QPCIBar bar = d->pdev->msix_table_bar;
 
-    *addr = qpci_io_readl(d->pdev, bar, e + PCI_MSIX_ENTRY_LOWER_ADDR) |
-        (uint64_t)qpci_io_readl(d->pdev, bar,
-                                e + PCI_MSIX_ENTRY_UPPER_ADDR) << 32;
-    *data = qpci_io_readl(d->pdev, bar, e + PCI_MSIX_ENTRY_DATA);
-    *masked = qpci_io_readl(d->pdev, bar, e + PCI_MSIX_ENTRY_VECTOR_CTRL) &
-        PCI_MSIX_ENTRY_CTRL_MASKBIT;
+    g_assert_cmphex(qpci_io_readl(d->pdev, bar, e + PCI_MSIX_ENTRY_LOWER_ADDR),
+                    ==, (uint32_t)ivs_msix_addr(d, v));
+    g_assert_cmphex(qpci_io_readl(d->pdev, bar, e + PCI_MSIX_ENTRY_DATA), ==,
+                    data);
+    g_assert_cmphex(qpci_io_readl(d->pdev, bar,
+                                  e + PCI_MSIX_ENTRY_VECTOR_CTRL) &
+                    PCI_MSIX_ENTRY_CTRL_MASKBIT, ==,
+                    masked ? PCI_MSIX_ENTRY_CTRL_MASKBIT : 0);
 }
 
 /*
- * A master ivshmem-doorbell: registers, IVPOSITION, MSI-X table and mask
- * state arrive intact, and doorbells work both ways with a peer that
- * stayed on the destination's server.
+ * Source and destination are each their server's first client, so both
+ * are peer 0 and master.  Memory, registers and MSI-X state migrate; on
+ * the destination, the migrated MSI-X table delivers a peer's doorbell.
  */
-static void test_doorbell_master(void)
+static void test_doorbell(void)
 {
-    IvsServer *ssrv = ivs_server_start("-l 1M -n 2");
-    IvsServer *dsrv;
-    g_autofree char *src_args = NULL;
-    g_autofree char *dst_args = NULL;
-    g_autofree char *peer_args = NULL;
-    QTestState *src, *dst, *peer;
-    QPCIBus *sbus, *dbus, *pbus;
-    IvsDev *s, *d, *p;
-    int v;
+    IvsServer *s1 = ivs_server_start("-l 1M -n 2");
+    IvsServer *s2;
+    VM *src, *dst, *other;
+    const char *dev = "-device ivshmem-doorbell,id=db0,chardev=c0,"
+                      "vectors=2,addr=4";
 
-    if (!ssrv) {
+    if (!s1) {
         return;
     }
-    dsrv = ivs_server_start("-l 1M -n 2");
-    src_args = doorbell_args(ssrv->socket, 2, "on");
-    dst_args = doorbell_args(dsrv->socket, 2, "on");
+    s2 = ivs_server_start("-l 1M -n 2");
+    src = vm_new("-chardev socket,id=c0,path=%s %s", s1->socket, dev);
+    dst = vm_new("-chardev socket,id=c0,path=%s %s -incoming defer",
+                 s2->socket, dev);
+    other = vm_new("-chardev socket,id=c0,path=%s %s", s2->socket, dev);
 
-    src = vm_start(src_args, false);
-    /* The destination connects first: it gets ID 0 on its server. */
-    dst = vm_start(dst_args, true);
-    peer_args = doorbell_args(dsrv->socket, 2, "off");
-    peer = vm_start(peer_args, false);
+    vm_open(src);
+    g_assert_cmpuint(ivs_reg_read(src->dev, IVSHMEM_REG_IVPOSITION), ==, 0);
+    fill_pattern(src->dev, 0x5eed0003);
+    ivs_reg_write(src->dev, IVSHMEM_REG_INTRMASK, 0x2468);
+    ivs_reg_write(src->dev, IVSHMEM_REG_INTRSTATUS, 0x1357);
+    ivs_msix_setup(src->dev);
+    ivs_msix_mask(src->dev, 1, true);
 
-    sbus = ivs_pci_bus(src);
-    s = ivs_dev_open(src, sbus, SLOT);
-    g_assert_cmpuint(ivs_reg_read(s, IVSHMEM_REG_IVPOSITION), ==, 0);
-    ivs_msix_setup(s);
-    ivs_msix_mask(s, 1, true);
-    ivs_reg_write(s, IVSHMEM_REG_INTRMASK, 0xffff0000);
-    ivs_reg_write(s, IVSHMEM_REG_INTRSTATUS, 0x0000ffff);
+    g_assert_true(ivs_migrate(src->qts, dst->qts, NULL));
+    ivs_wait_status(dst->qts, "running");
 
-    g_assert_true(ivs_migrate(src, dst, NULL));
-    ivs_wait_status(dst, "running");
+    /* The same BAR addresses as the source: the config space migrated. */
+    dst->dev = g_memdup2(src->dev, sizeof(*src->dev));
+    dst->dev->pdev = g_memdup2(src->dev->pdev, sizeof(*src->dev->pdev));
+    dst->dev->pdev->bus = dst->bus;
+    dst->dev->qts = dst->qts;
+    dst->dev->bus = dst->bus;
 
-    dbus = ivs_pci_bus(dst);
-    d = ivs_dev_open(dst, dbus, SLOT);
-    g_assert_cmpuint(ivs_reg_read(d, IVSHMEM_REG_IVPOSITION), ==, 0);
-    g_assert_cmphex(ivs_reg_read(d, IVSHMEM_REG_INTRMASK), ==, 0xffff0000);
-    g_assert_cmphex(ivs_reg_read(d, IVSHMEM_REG_INTRSTATUS), ==, 0x0000ffff);
+    g_assert_cmpuint(ivs_reg_read(dst->dev, IVSHMEM_REG_IVPOSITION), ==, 0);
+    g_assert_cmphex(ivs_reg_read(dst->dev, IVSHMEM_REG_INTRMASK), ==,
+                    0x2468);
+    g_assert_cmphex(ivs_reg_read(dst->dev, IVSHMEM_REG_INTRSTATUS), ==,
+                    0x1357);
+    check_pattern(dst->dev, 0x5eed0003);
+    msix_entry_check(dst->dev, 0, IVS_MSIX_DATA(SLOT, 0), false);
+    msix_entry_check(dst->dev, 1, IVS_MSIX_DATA(SLOT, 1), true);
 
-    /* MSI-X arrived enabled, with the source's messages and masks. */
-    g_assert_true(qpci_config_readw(d->pdev,
-                                    qpci_find_capability(d->pdev,
-                                                         PCI_CAP_ID_MSIX, 0) +
-                                    PCI_MSIX_FLAGS) & PCI_MSIX_FLAGS_ENABLE);
-    qpci_msix_enable(d->pdev);
-    for (v = 0; v < 2; v++) {
-        uint64_t addr;
-        uint32_t data;
-        bool masked;
+    /* A peer on the destination's server reaches it, vector 0 ... */
+    vm_open(other);
+    ivs_msix_setup(other->dev);
+    {
+        int64_t deadline = g_get_monotonic_time() + IVS_TIMEOUT_MS * 1000LL;
 
-        msix_entry(d, v, &addr, &data, &masked);
-        g_assert_cmphex(addr, ==, ivs_msix_addr(d, v));
-        g_assert_cmphex(data, ==, IVS_MSIX_DATA(SLOT, v));
-        g_assert_cmpint(masked, ==, v == 1);
+        do {
+            g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+            ivs_doorbell(other->dev, 0, 0);
+            g_usleep(1000);
+        } while (!ivs_msix_fired(dst->dev, 0));
+        ivs_msix_clear(dst->dev);
     }
-    d->msix_ready = true;
+    /* ... and vector 1, still masked: pending until unmasked. */
+    ivs_doorbell(other->dev, 0, 1);
+    ivs_msix_wait_pending(dst->dev, 1);
+    g_assert_false(ivs_msix_fired(dst->dev, 1));
+    ivs_msix_mask(dst->dev, 1, false);
+    ivs_msix_wait(dst->dev, 1);
+    /* And the destination rings its new peer. */
+    ivs_doorbell(dst->dev, 1, 1);
+    ivs_msix_wait(other->dev, 1);
 
-    pbus = ivs_pci_bus(peer);
-    p = ivs_dev_open(peer, pbus, SLOT);
-    g_assert_cmpuint(ivs_reg_read(p, IVSHMEM_REG_IVPOSITION), ==, 1);
-    ivs_msix_setup(p);
-
-    /* Peer -> migrated guest: vector 0 fires, masked vector 1 pends. */
-    ivs_msix_clear(d);
-    ivs_doorbell(p, 0, 0);
-    ivs_msix_wait(d, 0);
-    ivs_doorbell(p, 0, 1);
-    ivs_msix_wait_pending(d, 1);
-    g_assert_false(ivs_msix_fired(d, 1));
-    ivs_msix_mask(d, 1, false);
-    ivs_msix_wait(d, 1);
-
-    /* Migrated guest -> peer, on both vectors. */
-    for (v = 0; v < 2; v++) {
-        ivs_doorbell(d, 1, v);
-        ivs_msix_wait(p, v);
-    }
-
-    ivs_dev_close(s);
-    ivs_dev_close(d);
-    ivs_dev_close(p);
-    qpci_free_pc(sbus);
-    qpci_free_pc(dbus);
-    qpci_free_pc(pbus);
-    qtest_quit(src);
-    qtest_quit(dst);
-    qtest_quit(peer);
-    ivs_server_stop(ssrv);
-    ivs_server_stop(dsrv);
+    vm_free(other);
+    vm_free(dst);
+    vm_free(src);
+    ivs_server_stop(s2);
+    ivs_server_stop(s1);
 }
 
 /*
- * The destination's server hands out ID 1 (someone else has 0): the
- * guest would see IVPOSITION change, so the migration fails, and the
- * source, which has not stopped yet, keeps running.
+ * The destination's server assigned another ID: the guest's IVPOSITION
+ * cannot change, so the migration fails, with an error that says so, and
+ * the source runs on.
  */
-static void test_id_mismatch(void)
+static void test_doorbell_id_mismatch(void)
 {
-    IvsServer *ssrv = ivs_server_start("-l 1M -n 1");
-    IvsServer *dsrv;
-    g_autofree char *src_args = NULL;
-    g_autofree char *dst_args = NULL;
-    g_autofree char *other_args = NULL;
-    g_autofree char *path = NULL;
-    g_autofree char *uri = NULL;
-    QTestState *src, *dst, *other;
-    QDict *resp, *ret;
-    const char *status;
-    int64_t deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+    IvsServer *s1 = ivs_server_start("-l 1M -n 1");
+    IvsServer *s2;
+    VM *src, *taker;
+    IvsQemu *dst;
+    const char *dev = "-device ivshmem-doorbell,id=db0,chardev=c0,addr=4";
+    g_autofree char *sock = ivs_socket_path("mig.sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    g_autofree char *args = NULL;
+    g_autofree char *err = NULL;
+    int64_t deadline;
 
-    if (!ssrv) {
+    if (!s1) {
         return;
     }
-    dsrv = ivs_server_start("-l 1M -n 1");
-    src_args = doorbell_args(ssrv->socket, 1, "on");
-    dst_args = doorbell_args(dsrv->socket, 1, "auto");
-    other_args = doorbell_args(dsrv->socket, 1, "off");
+    s2 = ivs_server_start("-l 1M -n 1");
+    src = vm_new("-chardev socket,id=c0,path=%s %s", s1->socket, dev);
+    /* Someone else is peer 0 on the destination's server. */
+    taker = vm_new("-chardev socket,id=c0,path=%s %s", s2->socket, dev);
+    /* A destination whose error output we can read. */
+    args = g_strdup_printf("-machine pc -m 32M -chardev socket,id=c0,"
+                           "path=%s %s -incoming %s", s2->socket, dev, uri);
+    dst = ivs_qemu_spawn(args);
+    ivs_wait_listening(sock);
 
-    src = vm_start(src_args, false);
-    other = vm_start(other_args, false);    /* takes ID 0 */
-    dst = vm_start(dst_args, true);         /* gets ID 1 */
+    vm_open(src);
+    g_assert_cmpuint(ivs_reg_read(src->dev, IVSHMEM_REG_IVPOSITION), ==, 0);
+    fill_pattern(src->dev, 0x5eed0004);
 
-    path = ivs_socket_path("mig-mismatch.sock");
-    uri = g_strdup_printf("unix:%s", path);
-    qtest_qmp_assert_success(dst, "{'execute': 'migrate-incoming', "
-                             "'arguments': {'uri': %s, "
-                             "'exit-on-error': false}}", uri);
-    qtest_qmp_assert_success(src, "{'execute': 'migrate', "
+    qtest_qmp_assert_success(src->qts, "{'execute': 'migrate', "
                              "'arguments': {'uri': %s}}", uri);
+    /* The destination refuses, naming both IDs, and exits. */
+    g_assert_cmpint(ivs_qemu_wait(dst, 30000, &err), ==, 1);
+    g_assert_nonnull(strstr(err, "the guest has peer ID 0"));
+    g_assert_nonnull(strstr(err, "peer ID 1"));
+
+    /* The source's migration fails, and the source runs on. */
+    deadline = g_get_monotonic_time() + IVS_TIMEOUT_MS * 1000LL;
     for (;;) {
-        resp = qtest_qmp(src, "{'execute': 'query-migrate'}");
-        ret = qdict_get_qdict(resp, "return");
-        status = qdict_get_try_str(ret, "status");
-        if (status && (!strcmp(status, "failed") ||
-                       !strcmp(status, "completed"))) {
+        QDict *resp = qtest_qmp(src->qts, "{'execute': 'query-migrate'}");
+        const char *st = qdict_get_try_str(qdict_get_qdict(resp, "return"),
+                                           "status");
+        bool failed = st && !strcmp(st, "failed");
+
+        g_assert_false(st && !strcmp(st, "completed"));
+        qobject_unref(resp);
+        if (failed) {
             break;
         }
-        qobject_unref(resp);
         g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(5000);
+        g_usleep(2000);
     }
-    g_assert_cmpstr(status, ==, "failed");
+    ivs_wait_status(src->qts, "running");
+    g_assert_cmpuint(ivs_reg_read(src->dev, IVSHMEM_REG_IVPOSITION), ==, 0);
+    check_pattern(src->dev, 0x5eed0004);
+
+    vm_free(taker);
+    vm_free(src);
+    ivs_remove_path(sock);
+    ivs_server_stop(s2);
+    ivs_server_stop(s1);
+}
+
+/* A doorbell that is not peer 0 cannot be master: it blocks migration. */
+static void test_doorbell_peer_blocks(void)
+{
+    IvsServer *s1 = ivs_server_start("-l 1M -n 1");
+    const char *dev = "-device ivshmem-doorbell,id=db0,chardev=c0,addr=4";
+    g_autofree char *sock = ivs_socket_path("mig.sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    g_autofree char *args = NULL;
+    VM *first, *second;
+    QDict *resp;
+
+    if (!s1) {
+        return;
+    }
+    first = vm_new("-chardev socket,id=c0,path=%s %s", s1->socket, dev);
+    second = vm_new("-chardev socket,id=c0,path=%s %s", s1->socket, dev);
+    resp = qtest_qmp(second->qts, "{'execute': 'migrate', 'arguments': "
+                     "{'uri': %s}}", uri);
+    ivs_assert_error_contains(resp, "'db0' is not master");
     qobject_unref(resp);
-    ivs_wait_status(src, "running");
+    ivs_wait_status(second->qts, "running");
 
-    /*
-     * The destination refused the stream.  (QEMU 10.0 reports only "load
-     * of migration failed" here; the device's own message, naming both
-     * IDs, goes to the destination's stderr.)
-     */
-    for (;;) {
-        resp = qtest_qmp(dst, "{'execute': 'query-migrate'}");
-        ret = qdict_get_qdict(resp, "return");
-        status = qdict_get_try_str(ret, "status");
-        if (status && !strcmp(status, "failed")) {
-            break;
-        }
-        qobject_unref(resp);
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(5000);
-    }
-    g_test_message("destination: %s", qdict_get_try_str(ret, "error-desc"));
-    qobject_unref(resp);
-    ivs_assert_alive(src);
-    ivs_assert_alive(dst);
+    /* And master=on is refused for it, saying why. */
+    args = g_strdup_printf("-machine pc -chardev socket,id=c0,path=%s "
+                           "%s,master=on", s1->socket, dev);
+    ivs_assert_startup_fails(args, "master=on is not possible", NULL);
 
-    qtest_quit(src);
-    qtest_quit(dst);
-    qtest_quit(other);
-    ivs_remove_path(path);
-    ivs_server_stop(ssrv);
-    ivs_server_stop(dsrv);
-}
-
-/*
- * A peer on the source's server rings the migrating guest all the time:
- * nothing crashes, the migration completes, the destination runs and
- * takes doorbells from its own server's peers.
- */
-static void test_ringing_during_migration(void)
-{
-    IvsServer *ssrv = ivs_server_start("-l 1M -n 1");
-    IvsServer *dsrv;
-    g_autofree char *src_args = NULL;
-    g_autofree char *dst_args = NULL;
-    g_autofree char *ringer_args = NULL;
-    g_autofree char *peer_args = NULL;
-    g_autofree char *path = NULL;
-    g_autofree char *uri = NULL;
-    QTestState *src, *dst, *ringer, *peer;
-    QPCIBus *sbus, *rbus, *dbus, *pbus;
-    IvsDev *s, *r, *d, *p;
-    int64_t deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
-    int rings = 0;
-
-    if (!ssrv) {
-        return;
-    }
-    dsrv = ivs_server_start("-l 1M -n 1");
-    src_args = doorbell_args(ssrv->socket, 1, "on");
-    ringer_args = doorbell_args(ssrv->socket, 1, "off");
-    dst_args = doorbell_args(dsrv->socket, 1, "on");
-    peer_args = doorbell_args(dsrv->socket, 1, "off");
-
-    src = vm_start(src_args, false);
-    ringer = vm_start(ringer_args, false);
-    dst = vm_start(dst_args, true);
-    peer = vm_start(peer_args, false);
-
-    sbus = ivs_pci_bus(src);
-    s = ivs_dev_open(src, sbus, SLOT);
-    ivs_msix_setup(s);
-    rbus = ivs_pci_bus(ringer);
-    r = ivs_dev_open(ringer, rbus, SLOT);
-
-    /* The source takes doorbells before migration... */
-    ivs_doorbell(r, 0, 0);
-    ivs_msix_wait(s, 0);
-
-    path = ivs_socket_path("mig-ringing.sock");
-    uri = g_strdup_printf("unix:%s", path);
-    qtest_qmp_assert_success(dst, "{'execute': 'migrate-incoming', "
-                             "'arguments': {'uri': %s}}", uri);
-    qtest_qmp_assert_success(src, "{'execute': 'migrate', "
-                             "'arguments': {'uri': %s}}", uri);
-    /* ...and is rung all through the migration. */
-    for (;;) {
-        QDict *resp = qtest_qmp(src, "{'execute': 'query-migrate'}");
-        const char *status = qdict_get_try_str(qdict_get_qdict(resp,
-                                                               "return"),
-                                               "status");
-
-        if (status && !strcmp(status, "completed")) {
-            qobject_unref(resp);
-            break;
-        }
-        g_assert_cmpstr(status, !=, "failed");
-        qobject_unref(resp);
-        ivs_doorbell(r, 0, 0);
-        rings++;
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-    }
-    g_test_message("rang %d times during the migration", rings);
-    g_assert_cmpint(rings, >, 0);
-    ivs_wait_status(dst, "running");
-    ivs_assert_alive(src);
-    ivs_assert_alive(ringer);
-
-    /* The destination works with its own server's peers. */
-    dbus = ivs_pci_bus(dst);
-    d = ivs_dev_open(dst, dbus, SLOT);
-    qpci_msix_enable(d->pdev);
-    d->msix_ready = true;
-    pbus = ivs_pci_bus(peer);
-    p = ivs_dev_open(peer, pbus, SLOT);
-    ivs_msix_clear(d);
-    ivs_doorbell(p, 0, 0);
-    ivs_msix_wait(d, 0);
-
-    ivs_dev_close(s);
-    ivs_dev_close(r);
-    ivs_dev_close(d);
-    ivs_dev_close(p);
-    qpci_free_pc(sbus);
-    qpci_free_pc(rbus);
-    qpci_free_pc(dbus);
-    qpci_free_pc(pbus);
-    qtest_quit(src);
-    qtest_quit(ringer);
-    qtest_quit(dst);
-    qtest_quit(peer);
-    ivs_remove_path(path);
-    ivs_server_stop(ssrv);
-    ivs_server_stop(dsrv);
+    vm_free(second);
+    vm_free(first);
+    ivs_server_stop(s1);
 }
 
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    qtest_add_func("/ivshmem/migration/plain-master", test_plain_master);
-    qtest_add_func("/ivshmem/migration/peer-refused", test_peer_refused);
-    qtest_add_func("/ivshmem/migration/doorbell-master",
-                   test_doorbell_master);
-    qtest_add_func("/ivshmem/migration/id-mismatch", test_id_mismatch);
-    qtest_add_func("/ivshmem/migration/ringing", test_ringing_during_migration);
+
+    qtest_add_func("/ivshmem-migration/plain/master", test_plain_master);
+    qtest_add_func("/ivshmem-migration/plain/default-migrates",
+                   test_plain_default_migrates);
+    qtest_add_func("/ivshmem-migration/plain/peer-blocks",
+                   test_plain_peer_blocks);
+    qtest_add_func("/ivshmem-migration/doorbell/master", test_doorbell);
+    qtest_add_func("/ivshmem-migration/doorbell/id-mismatch",
+                   test_doorbell_id_mismatch);
+    qtest_add_func("/ivshmem-migration/doorbell/peer-blocks",
+                   test_doorbell_peer_blocks);
+
     return g_test_run();
 }

@@ -54,9 +54,19 @@ static void ivs_cleanup_all(void *opaque)
     }
 }
 
+static void ivs_terminated(int sig)
+{
+    /* Killed, e.g. by meson's timeout: clean up like a failed assertion. */
+    abort();
+}
+
 static void ivs_cleanup_init(void)
 {
     if (!cleanup_hooked) {
+        struct sigaction sa = { .sa_handler = ivs_terminated };
+
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
         cleanup_paths = g_hash_table_new_full(g_str_hash, g_str_equal,
                                               g_free, NULL);
         cleanup_pids = g_hash_table_new(g_direct_hash, g_direct_equal);
@@ -132,6 +142,24 @@ void ivs_remove_path(const char *path)
 }
 
 /* ---- QEMU ---- */
+
+static void ivs_watchdog_fired(int sig)
+{
+    static const char msg[] = "ivshmem test watchdog: test case hung\n";
+
+    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+        /* nothing left to do about it */
+    }
+    abort();    /* runs the abort hooks: QEMUs and servers are killed */
+}
+
+void ivs_watchdog(int seconds)
+{
+    struct sigaction sa = { .sa_handler = ivs_watchdog_fired };
+
+    sigaction(SIGALRM, &sa, NULL);
+    alarm(seconds);
+}
 
 bool ivs_require_kvm(void)
 {
@@ -275,31 +303,41 @@ static const char *ivs_qemu_binary(void)
     return bin;
 }
 
-int ivs_run_qemu(const char *args, int timeout_ms, char **err)
+struct IvsQemu {
+    GPid pid;
+    int errfd;
+};
+
+IvsQemu *ivs_qemu_spawn(const char *args)
 {
     g_autofree char *cmd = g_strdup_printf("%s -display none -nodefaults "
                                            "-accel qtest %s",
                                            ivs_qemu_binary(), args);
     g_auto(GStrv) argv = NULL;
     g_autoptr(GError) error = NULL;
-    GString *out = g_string_new("");
-    int64_t deadline = g_get_monotonic_time() + timeout_ms * 1000LL;
-    GPid pid;
-    int errfd, status = 0;
-    pid_t ret;
+    IvsQemu *q = g_new0(IvsQemu, 1);
 
     g_test_message("running QEMU: %s", cmd);
     g_assert_true(g_shell_parse_argv(cmd, NULL, &argv, &error));
     g_assert_true(g_spawn_async_with_pipes(NULL, argv, NULL,
                                            G_SPAWN_DO_NOT_REAP_CHILD |
                                            G_SPAWN_STDOUT_TO_DEV_NULL,
-                                           ivs_child_setup, NULL, &pid,
-                                           NULL, NULL, &errfd, &error));
-    ivs_cleanup_pid(pid);
+                                           ivs_child_setup, NULL, &q->pid,
+                                           NULL, NULL, &q->errfd, &error));
+    ivs_cleanup_pid(q->pid);
+    return q;
+}
+
+int ivs_qemu_wait(IvsQemu *q, int timeout_ms, char **err)
+{
+    GString *out = g_string_new("");
+    int64_t deadline = g_get_monotonic_time() + timeout_ms * 1000LL;
+    int status = 0;
+    pid_t ret;
 
     /* Collect stderr until QEMU closes it (exits) or time runs out. */
     for (;;) {
-        struct pollfd pfd = { .fd = errfd, .events = POLLIN };
+        struct pollfd pfd = { .fd = q->errfd, .events = POLLIN };
         int64_t left = (deadline - g_get_monotonic_time()) / 1000;
         char buf[4096];
         ssize_t n;
@@ -310,31 +348,28 @@ int ivs_run_qemu(const char *args, int timeout_ms, char **err)
         if (poll(&pfd, 1, left) <= 0) {
             continue;
         }
-        n = read(errfd, buf, sizeof(buf));
+        n = read(q->errfd, buf, sizeof(buf));
         if (n <= 0) {
             break;
         }
         g_string_append_len(out, buf, n);
     }
-    close(errfd);
+    close(q->errfd);
 
     do {
-        ret = waitpid(pid, &status, WNOHANG);
+        ret = waitpid(q->pid, &status, WNOHANG);
         if (ret == 0) {
             g_usleep(10 * 1000);
         }
     } while (ret == 0 && g_get_monotonic_time() < deadline);
     if (ret == 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        ivs_forget_pid(pid);
-        g_test_message("QEMU stderr: %s", out->str);
-        g_string_free(out, true);
-        g_assert_not_reached();     /* QEMU hung: that is the failure */
+        kill(q->pid, SIGKILL);
+        waitpid(q->pid, &status, 0);
     }
-    ivs_forget_pid(pid);
+    ivs_forget_pid(q->pid);
+    g_free(q);
     g_test_message("QEMU stderr: %s", out->str);
-
+    g_assert_cmpint(ret, !=, 0);            /* QEMU hung: the failure */
     g_assert_false(WIFSIGNALED(status));    /* no crash, no abort() */
     g_assert_true(WIFEXITED(status));
     if (err) {
@@ -343,6 +378,21 @@ int ivs_run_qemu(const char *args, int timeout_ms, char **err)
         g_string_free(out, true);
     }
     return WEXITSTATUS(status);
+}
+
+int ivs_run_qemu(const char *args, int timeout_ms, char **err)
+{
+    return ivs_qemu_wait(ivs_qemu_spawn(args), timeout_ms, err);
+}
+
+void ivs_wait_listening(const char *path)
+{
+    int64_t deadline = g_get_monotonic_time() + IVS_TIMEOUT_MS * 1000LL;
+
+    while (!ivs_socket_listening(path)) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(2000);
+    }
 }
 
 void ivs_assert_startup_fails(const char *args, ...)
@@ -1097,7 +1147,7 @@ void ivs_wait_fd_count(QTestState *qts, int expected)
 /* ---- the real ivshmem-server ---- */
 
 /* Whether a unix socket bound to @path is listening (/proc/net/unix). */
-static bool ivs_socket_listening(const char *path)
+bool ivs_socket_listening(const char *path)
 {
     g_autofree char *table = NULL;
     g_auto(GStrv) lines = NULL;
@@ -1124,9 +1174,13 @@ static bool ivs_socket_listening(const char *path)
             }
             n++;
         }
-        if (name && flags && !strcmp(name, path) &&
-            (strtoul(flags, NULL, 16) & 0x10000)) {
-            return true;
+        if (name && flags && !strcmp(name, path)) {
+            unsigned long val;
+
+            /* __SO_ACCEPTCON: the socket is listening */
+            if (!qemu_strtoul(flags, NULL, 16, &val) && (val & 0x10000)) {
+                return true;
+            }
         }
     }
     return false;

@@ -61,6 +61,13 @@ char *ivs_socket_path(const char *tag);
 
 /* ---- QEMU ---- */
 
+/*
+ * Fail the test (abort, with cleanup) if it is still running after
+ * @seconds; 0 disarms.  For steps that could block without a bound, such
+ * as a QEMU that never finishes starting.
+ */
+void ivs_watchdog(int seconds);
+
 /* True when KVM works for a qtest QEMU; otherwise g_test_skip()s. */
 bool ivs_require_kvm(void);
 
@@ -98,6 +105,21 @@ void ivs_assert_alive(QTestState *qts);
  * @timeout_ms or dies from a signal.
  */
 int ivs_run_qemu(const char *args, int timeout_ms, char **err);
+
+/* A QEMU started by ivs_qemu_spawn(), with its stderr in a pipe. */
+typedef struct IvsQemu IvsQemu;
+
+/* Start QEMU with @args (as ivs_run_qemu()) without waiting for it. */
+IvsQemu *ivs_qemu_spawn(const char *args);
+
+/* Wait for @q to exit, as ivs_run_qemu() does; frees @q. */
+int ivs_qemu_wait(IvsQemu *q, int timeout_ms, char **err);
+
+/* Whether a unix socket is listening on @path. */
+bool ivs_socket_listening(const char *path);
+
+/* Poll until a unix socket listens on @path; fail after IVS_TIMEOUT_MS. */
+void ivs_wait_listening(const char *path);
 
 /*
  * Run @args, expect QEMU to refuse to start (exit status 1, no signal)
@@ -198,7 +220,7 @@ void ivs_msix_wait_pending(IvsDev *d, int vector);
 typedef enum IvsFdKind {
     IVS_FD_NONE,
     IVS_FD_SHM,                 /* the fake's shared memory */
-    IVS_FD_EVENTFD,             /* a new eventfd, kept as the ID's next vector */
+    IVS_FD_EVENTFD,             /* a new eventfd: the ID's next vector */
     IVS_FD_OTHER,               /* an fd that is neither (/dev/null) */
 } IvsFdKind;
 

@@ -34,34 +34,6 @@ if ! [ -f "$src/.complete" ]; then
     touch "$src/.complete"
 fi
 
-if ! [ -f "$obj/build.ninja" ]; then
-    rm -rf "$obj"
-    mkdir -p "$obj"
-    (
-        cd "$obj"
-        "$src/configure" \
-            --python=/usr/bin/python3 \
-            --target-list=x86_64-softmmu \
-            --without-default-features \
-            --without-default-devices \
-            --with-devices-x86_64=ivshmem-series \
-            --enable-kvm \
-            --enable-tools \
-            --disable-docs \
-            --disable-install-blobs \
-            --disable-werror
-    ) > "$dir/configure.log" 2>&1 || {
-        tail -n 30 "$dir/configure.log" >&2
-        echo "build-base: configure failed, see $dir/configure.log" >&2
-        exit 1
-    }
-fi
-
-fw=$obj/qemu-bundle/usr/local/share/qemu
-mkdir -p "$fw"
-for f in /usr/share/seabios/*.bin /usr/share/qemu/linuxboot_dma.bin \
-         /usr/share/qemu/kvmvapic.bin /usr/share/qemu/pvh.bin; do
-    [ -e "$f" ] && ln -sf "$f" "$fw/"
-done
+"$top/scripts/configure-qemu.sh" "$src" "$obj" --enable-tools
 
 ninja -C "$obj" qemu-system-x86_64 contrib/ivshmem-server/ivshmem-server

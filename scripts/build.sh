@@ -33,37 +33,7 @@ flock 9
 echo "$base" > "$build/base-path"
 "$top/scripts/overlay.sh" "$base" "$src"
 
-if ! [ -f "$obj/build.ninja" ]; then
-    rm -rf "$obj"
-    mkdir -p "$obj"
-    (
-        cd "$obj"
-        "$src/configure" \
-            --python=/usr/bin/python3 \
-            --target-list=x86_64-softmmu \
-            --without-default-features \
-            --without-default-devices \
-            --with-devices-x86_64=ivshmem-series \
-            --enable-kvm \
-            --enable-trace-backends=log \
-            --disable-docs \
-            --disable-install-blobs \
-            --disable-werror
-    ) > "$build/configure.log" 2>&1 || {
-        tail -n 30 "$build/configure.log" >&2
-        echo "build: configure failed, see $build/configure.log" >&2
-        exit 1
-    }
-fi
-
-# Firmware: Debian's QEMU source has no binary blobs; use seabios and
-# qemu-system-data's option ROMs.
-fw=$obj/qemu-bundle/usr/local/share/qemu
-mkdir -p "$fw"
-for f in /usr/share/seabios/*.bin /usr/share/qemu/linuxboot_dma.bin \
-         /usr/share/qemu/kvmvapic.bin /usr/share/qemu/pvh.bin; do
-    [ -e "$f" ] && ln -sf "$f" "$fw/"
-done
+"$top/scripts/configure-qemu.sh" "$src" "$obj"
 
 targets="qemu-system-x86_64 contrib/ivshmem-server/ivshmem-server
          contrib/ivshmem-client/ivshmem-client"

@@ -42,6 +42,7 @@
 #define IVSHMEM_DOORBELL_MAX_VECTORS    1024
 #define IVSHMEM_DEFAULT_SETUP_TIMEOUT   5000    /* ms */
 #define IVSHMEM_MAX_SETUP_TIMEOUT       600000  /* ms */
+#define IVSHMEM_DRAIN_BUDGET            1024    /* messages per wakeup */
 
 OBJECT_DECLARE_SIMPLE_TYPE(IvshmemDoorbellState, IVSHMEM_DOORBELL)
 
@@ -618,7 +619,6 @@ static void ivshmem_handle_msg(IvshmemDoorbellState *s, int64_t msg, int fd)
 {
     IvshmemPeer *peer;
 
-    trace_ivshmem_doorbell_msg(s, msg, fd);
     if (msg < 0 || msg > IVSHMEM_MAX_PEER_ID) {
         error_report("ivshmem-doorbell: the server on chardev '%s' sent "
                      "invalid message %" PRId64 "%s; ignored",
@@ -699,19 +699,16 @@ static void ivshmem_setup_timed_out(IvshmemDoorbellState *s, Error **errp)
 }
 
 /*
- * Read the handshake in realize.  The chardev's frontend handlers are not
- * installed yet, so we are the only reader of the socket; each read asks
- * for at most the rest of one message, so a file descriptor can only
- * arrive with the message it belongs to.
+ * Read from the server's socket, without blocking, until a whole message
+ * is assembled.  Each read asks for at most the rest of one message, so a
+ * file descriptor can only arrive with the message it belongs to.
+ * Returns 1 with the message in @msg and @fd, 0 when the socket has
+ * nothing more for now, -1 at end of file or on error.
  */
-static bool ivshmem_read_setup(IvshmemDoorbellState *s, QIOChannelSocket *sioc,
-                               Error **errp)
+static int ivshmem_read_msg(IvshmemDoorbellState *s, QIOChannel *ioc,
+                            int64_t *msg, int *fd, Error **errp)
 {
-    int64_t deadline = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
-                       s->setup_timeout_ms;
-    QIOChannel *ioc = QIO_CHANNEL(sioc);
-
-    while (s->setup != SETUP_DONE) {
+    for (;;) {
         uint8_t buf[IVSHMEM_MSG_SIZE];
         struct iovec iov = {
             .iov_base = buf,
@@ -719,19 +716,65 @@ static bool ivshmem_read_setup(IvshmemDoorbellState *s, QIOChannelSocket *sioc,
         };
         int *fds = NULL;
         size_t nfds = 0;
-        int64_t msg;
-        int fd = -1;
+        int msg_fd = -1;
         ssize_t n;
+
+        n = qio_channel_readv_full(ioc, &iov, 1, &fds, &nfds, 0, errp);
+        if (n == QIO_CHANNEL_ERR_BLOCK) {
+            return 0;
+        }
+        if (n < 0) {
+            return -1;
+        }
+        for (size_t i = 1; i < nfds; i++) {
+            close(fds[i]);
+        }
+        if (nfds) {
+            msg_fd = fds[0];
+        }
+        g_free(fds);
+        if (n == 0) {
+            if (msg_fd >= 0) {
+                close(msg_fd);
+            }
+            error_setg(errp, "the ivshmem server on chardev '%s' closed the "
+                       "connection%s", ivshmem_chardev_name(s),
+                       s->setup != SETUP_DONE ? " during the handshake" : "");
+            return -1;
+        }
+        if (ivshmem_reader_feed(&s->reader, buf, n, msg_fd, msg, fd)) {
+            trace_ivshmem_doorbell_msg(s, *msg, *fd);
+            return 1;
+        }
+    }
+}
+
+/*
+ * Read the handshake in realize.  The chardev's frontend handlers are not
+ * installed yet, so we are the only reader of the socket.
+ */
+static bool ivshmem_read_setup(IvshmemDoorbellState *s, QIOChannelSocket *sioc,
+                               Error **errp)
+{
+    int64_t deadline = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                       s->setup_timeout_ms;
+
+    while (s->setup != SETUP_DONE) {
         int64_t left = deadline - qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
         GPollFD pfd = { .fd = sioc->fd, .events = G_IO_IN | G_IO_HUP };
+        int64_t msg;
+        int fd, ret;
 
         /* Bounded also for a server that never stops talking. */
         if (left <= 0) {
             ivshmem_setup_timed_out(s, errp);
             return false;
         }
-        n = qio_channel_readv_full(ioc, &iov, 1, &fds, &nfds, 0, errp);
-        if (n == QIO_CHANNEL_ERR_BLOCK) {
+        ret = ivshmem_read_msg(s, QIO_CHANNEL(sioc), &msg, &fd, errp);
+        if (ret < 0) {
+            return false;
+        }
+        if (ret == 0) {
             /* Wait only when there is nothing to read. */
             if (qemu_poll_ns(&pfd, 1, left * SCALE_MS) == 0) {
                 ivshmem_setup_timed_out(s, errp);
@@ -739,30 +782,8 @@ static bool ivshmem_read_setup(IvshmemDoorbellState *s, QIOChannelSocket *sioc,
             }
             continue;
         }
-        if (n < 0) {
+        if (!ivshmem_handle_setup_msg(s, msg, fd, errp)) {
             return false;
-        }
-        for (size_t i = 1; i < nfds; i++) {
-            close(fds[i]);
-        }
-        if (nfds) {
-            fd = fds[0];
-        }
-        g_free(fds);
-        if (n == 0) {
-            if (fd >= 0) {
-                close(fd);
-            }
-            error_setg(errp, "the ivshmem server on chardev '%s' closed the "
-                       "connection during the handshake",
-                       ivshmem_chardev_name(s));
-            return false;
-        }
-        if (ivshmem_reader_feed(&s->reader, buf, n, fd, &msg, &fd)) {
-            trace_ivshmem_doorbell_msg(s, msg, fd);
-            if (!ivshmem_handle_setup_msg(s, msg, fd, errp)) {
-                return false;
-            }
         }
     }
     return true;
@@ -775,6 +796,29 @@ static int ivshmem_chr_can_receive(void *opaque)
     IvshmemDoorbellState *s = opaque;
 
     return IVSHMEM_MSG_SIZE - s->reader.len;
+}
+
+/*
+ * Handle what the server has already queued on the socket, up to a budget.
+ * A peer joins with one message per vector, and the chardev hands us one
+ * message per main loop iteration: reading the rest of a burst here lets
+ * the bottom half register it with one memory transaction instead of one
+ * per message.  The budget keeps a chatty server from starving the loop.
+ */
+static void ivshmem_drain_socket(IvshmemDoorbellState *s)
+{
+    SocketChardev *sc = SOCKET_CHARDEV(qemu_chr_fe_get_driver(&s->chr));
+
+    for (int i = 0; i < IVSHMEM_DRAIN_BUDGET && sc->sioc; i++) {
+        int64_t msg;
+        int fd;
+
+        /* At end of file the chardev sees the hang-up and tells us. */
+        if (ivshmem_read_msg(s, QIO_CHANNEL(sc->sioc), &msg, &fd, NULL) <= 0) {
+            return;
+        }
+        ivshmem_handle_msg(s, msg, fd);
+    }
 }
 
 static void ivshmem_chr_receive(void *opaque, const uint8_t *buf, int size)
@@ -792,7 +836,9 @@ static void ivshmem_chr_receive(void *opaque, const uint8_t *buf, int size)
         return;
     }
     if (ivshmem_reader_feed(&s->reader, buf, size, fd, &msg, &fd)) {
+        trace_ivshmem_doorbell_msg(s, msg, fd);
         ivshmem_handle_msg(s, msg, fd);
+        ivshmem_drain_socket(s);
     }
 }
 

@@ -490,10 +490,39 @@ static void run_bad_case(const BadCase *bc, int shm)
     }
 }
 
+/*
+ * A handshake with @shm_size bytes of shared memory, then, if @vector_fd
+ * >= 0, peer 1's first vector on that fd: the last message fed must be
+ * refused with an error containing @what.
+ */
+static void expect_refused(uint64_t shm_size, int vector_fd, const char *what)
+{
+    g_autoptr(IvshmemClient) c = ivshmem_client_new();
+    g_autoptr(Script) s = script_new();
+    Error *err = NULL;
+    int shm = new_shm(shm_size);
+    unsigned last;
+
+    script_add(s, 0, -1);
+    script_add(s, 0, -1);
+    script_add(s, IVSHMEM_MSG_SHM, shm);
+    if (vector_fd >= 0) {
+        script_add(s, 1, vector_fd);
+    }
+    close(shm);
+    last = script_len(s) - 1;
+    feed_bytes(c, s, 0, last);
+    g_assert_false(ivshmem_client_feed(c, s->bytes->data +
+                                       last * IVSHMEM_MSG_SIZE,
+                                       IVSHMEM_MSG_SIZE,
+                                       script_take_fd(s, last), &err));
+    g_assert_nonnull(strstr(error_get_pretty(err), what));
+    error_free(err);
+}
+
 static void test_malformed(Fixture *f, gconstpointer data)
 {
     int before = count_fds(), shm = new_shm(SHM_SIZE);
-    Error *err = NULL;
     unsigned i;
 
     for (i = 0; i < G_N_ELEMENTS(bad_cases); i++) {
@@ -505,62 +534,19 @@ static void test_malformed(Fixture *f, gconstpointer data)
     close(shm);
 
     /* Empty shared memory cannot be mapped. */
-    shm = new_shm(0);
-    {
-        g_autoptr(IvshmemClient) c = ivshmem_client_new();
-        g_autoptr(Script) s = script_new();
-
-        script_add(s, 0, -1);
-        script_add(s, 0, -1);
-        script_add(s, IVSHMEM_MSG_SHM, shm);
-        feed_bytes(c, s, 0, 2);
-        g_assert_false(ivshmem_client_feed(c, s->bytes->data + 16, 8,
-                                           script_take_fd(s, 2), &err));
-        g_assert_nonnull(strstr(error_get_pretty(err), "empty"));
-        g_clear_pointer(&err, error_free);
-    }
-    close(shm);
-
+    expect_refused(0, -1, "empty");
     /* Shared memory whose size is not a power of two. */
-    shm = new_shm(3 * 4096);
-    {
-        g_autoptr(IvshmemClient) c = ivshmem_client_new();
-        g_autoptr(Script) s = script_new();
-
-        script_add(s, 0, -1);
-        script_add(s, 0, -1);
-        script_add(s, IVSHMEM_MSG_SHM, shm);
-        feed_bytes(c, s, 0, 2);
-        g_assert_false(ivshmem_client_feed(c, s->bytes->data + 16, 8,
-                                           script_take_fd(s, 2), &err));
-        g_assert_nonnull(strstr(error_get_pretty(err),
-                                "is not a power of two"));
-        g_clear_pointer(&err, error_free);
-    }
-    close(shm);
-
+    expect_refused(3 * 4096, -1, "is not a power of two");
     /*
      * A vector that is not an eventfd (here a memfd): ringing it could
      * block or raise SIGPIPE, so it is refused when it arrives.
      */
-    shm = new_shm(SHM_SIZE);
     {
-        g_autoptr(IvshmemClient) c = ivshmem_client_new();
-        g_autoptr(Script) s = script_new();
         int not_eventfd = new_shm(4096);
 
-        script_add(s, 0, -1);
-        script_add(s, 0, -1);
-        script_add(s, IVSHMEM_MSG_SHM, shm);
-        script_add(s, 1, not_eventfd);
+        expect_refused(SHM_SIZE, not_eventfd, "not an eventfd");
         close(not_eventfd);
-        feed_bytes(c, s, 0, 3);
-        g_assert_false(ivshmem_client_feed(c, s->bytes->data + 24, 8,
-                                           script_take_fd(s, 3), &err));
-        g_assert_nonnull(strstr(error_get_pretty(err), "not an eventfd"));
-        g_clear_pointer(&err, error_free);
     }
-    close(shm);
     g_assert_cmpint(count_fds(), ==, before);
 }
 

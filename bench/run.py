@@ -29,9 +29,10 @@ raw numbers and one PNG plot per benchmark (gnuplot) into BUILDDIR/bench/.
             Here each ioeventfd lands in the guest's address space.
   rtt       doorbell round trips under TCG: host peer to guest
             (bench/hostping.c against the test guest's pong role; per-trip
-            times) and guest to guest (ping/pong test guests; no per-trip
-            timer in the guest, so the wall time between the guest's
-            "progress" lines divided by the messages in between).
+            times) and guest to guest (ping/pong test guests; ping runs with
+            rtt=1 and times every trip with its TSC, from its doorbell write
+            to the answer interrupt, and reports median and 99th percentile
+            per run: "rtt: n N median NS p99 NS max NS ns").
             "realize", "join" and "rtt" use OUR server for both QEMUs; for
             the base QEMU with --no-setup-marker wherever another peer can
             join after it (the base device frees the slot of the marker's
@@ -61,6 +62,7 @@ SIGTERM or Ctrl-C.
 import ctypes
 import json
 import os
+import re
 import resource
 import select
 import shutil
@@ -651,11 +653,13 @@ def rtt_host(sess, impl, vectors=2):
 
 
 def rtt_guests(sess, impl, vectors=2):
-    """Guest ping <-> guest pong: us per message, from the progress lines."""
+    """Guest ping <-> guest pong: (median, p99) of the round trips in us,
+    as the ping guest measured them (rtt=1)."""
     sock = sess.path('rtt.sock')
     srv = start_server(sess, 'ours', sock, vectors,
                        marker=impl == 'ours')
-    common = 'mode=doorbell count=%d vectors=%d timeout=30' % (MSGS, vectors)
+    common = 'mode=doorbell count=%d vectors=%d timeout=30 rtt=1' % (
+        MSGS, vectors)
     for role in ('ping', 'pong'):       # no stale console from a last run
         try:
             os.unlink(sess.path(role + '.serial'))
@@ -664,52 +668,45 @@ def rtt_guests(sess, impl, vectors=2):
     gs = [sess.spawn(guest_argv(sess, impl, role, 'role=%s %s'
                                 % (role, common), sock, vectors), role)
           for role in ('ping', 'pong')]
-    stamps = {}
-    serial = sess.path('ping.serial')
     end = time.monotonic() + 60
     try:
         while time.monotonic() < end:
-            now = time.monotonic()
-            try:
-                with open(serial) as f:
-                    text = f.read()
-            except FileNotFoundError:
-                text = ''
-            for line in text[:text.rfind('\n') + 1].splitlines():
-                if line.startswith('progress ') and line not in stamps:
-                    stamps[line] = now
             if all(g.poll() is not None for g in gs):
                 break
-            time.sleep(0.001)
+            time.sleep(0.05)
         ok = all(g.poll() == PASS_STATUS for g in gs)
     finally:
         for g in gs:
             sess.stop(g)
         sess.stop(srv)
-    marks = sorted((int(k.split()[1]), t) for k, t in stamps.items())
-    if not ok or len(marks) < 2:
-        raise RuntimeError('guest exchange failed or too short')
-    (m0, t0), (m1, t1) = marks[0], marks[-1]
-    return (t1 - t0) * 1e6 / (m1 - m0)
+    try:
+        with open(sess.path('ping.serial')) as f:
+            m = re.search(r'^rtt: n (\d+) median (\d+) p99 (\d+) max (\d+) ns',
+                          f.read(), re.M)
+    except FileNotFoundError:
+        m = None
+    if not ok or not m or not int(m.group(1)):
+        raise RuntimeError('guest exchange failed, or no rtt line')
+    return int(m.group(2)) / 1000.0, int(m.group(3)) / 1000.0
 
 
 def bench_rtt(res, sess):
     res['rtt_host'], res['rtt_guest'] = {}, {}
     for impl in ('ours', 'base'):
-        trips, per_msg, err = [], [], None
+        trips, runs, err = [], [], None
         for _ in range(RUNS):
             try:
                 trips += rtt_host(sess, impl)
-                per_msg.append(rtt_guests(sess, impl))
+                runs.append(rtt_guests(sess, impl))
             except (RuntimeError, subprocess.TimeoutExpired, OSError) as e:
                 err = str(e)
                 break
         res['rtt_host'][impl] = (trips, err)
-        res['rtt_guest'][impl] = (per_msg, err)
+        res['rtt_guest'][impl] = (runs, err)
         log('rtt %s: host<->guest median %.1f us over %d trips; '
-            'guest<->guest %s us per message%s' % (
+            'guest<->guest median/p99 per run %s us%s' % (
                 impl, median(trips), len(trips),
-                ' '.join('%.1f' % x for x in per_msg),
+                ' '.join('%.1f/%.1f' % r for r in runs),
                 ' ERROR ' + err if err else ''))
         write_data('rtt-host-%s.dat' % impl,
                    ['%g %g' % (v, (i + 1) / len(trips))
@@ -812,12 +809,13 @@ def table(res):
         add('rtt', 'host<->guest', impl, median(trips) if trips else None,
             pct(trips, 99) if trips else None, 'us',
             median(base) if base else None, floor_med)
-    for impl, (per, err) in sorted(res.get('rtt_guest', {}).items(),
-                                   key=lambda kv: kv[0] != 'ours'):
+    for impl, (runs, err) in sorted(res.get('rtt_guest', {}).items(),
+                                    key=lambda kv: kv[0] != 'ours'):
         base = res['rtt_guest'].get('base', ([], None))[0]
-        add('rtt', 'guest<->guest/msg', impl, median(per) if per else None,
-            max(per) if per else None, 'us', median(base) if base else None,
-            floor_med)
+        add('rtt', 'guest<->guest', impl,
+            median([r[0] for r in runs]) if runs else None,
+            median([r[1] for r in runs]) if runs else None, 'us',
+            median([r[0] for r in base]) if base else None, floor_med)
 
     head = ('benchmark', 'case', 'impl', 'median', 'p99/max', 'unit',
             'vs base', 'vs floor')
@@ -830,8 +828,9 @@ def table(res):
     with open(os.path.join(OUT, 'results.txt'), 'w') as f:
         f.write(text + '\n')
     print('\n"p99/max": the 99th percentile for per-event samples, the '
-          'maximum over the\nrepetitions for realize and guest<->guest '
-          '(a few samples each).')
+          'maximum over the\nrepetitions for realize (a few samples each).  '
+          'guest<->guest: the median over\nthe runs of the median and 99th '
+          'percentile each ping guest measured.')
 
 
 def plots(res):

@@ -5,10 +5,11 @@
 # a QEMU with ivshmem-plain on a memfd backend, and show from QMP that both
 # devices are realized, with their IDs and BARs.  Then let two tiny guests
 # (tests/guest, under TCG) exchange messages through ivshmem-doorbell, each
-# one announced by an MSI-X interrupt, with both serial consoles shown, and
-# let a guest fill an ivshmem-plain memory that the host reads back from the
-# backing file.  Every wait is bounded; all processes and files are removed
-# at the end, also on failure, SIGTERM or Ctrl-C.
+# one announced by an MSI-X interrupt, with both serial consoles shown (the
+# first messages in full, through the guest's verbose=), and let a guest
+# fill an ivshmem-plain memory that the host reads back from the backing
+# file.  Every wait is bounded; all processes and files are removed at the
+# end, also on failure, SIGTERM or Ctrl-C.
 
 import ctypes
 import json
@@ -32,6 +33,7 @@ GUEST_DIR = os.path.join(OBJ, 'tests', 'guest')
 GUEST = os.path.join(GUEST_DIR, 'ivshmem-guest.elf')
 GUEST_DEADLINE = 40.0   # seconds for each guest part
 MESSAGES = 1000
+VERBOSE = 8             # the guests print this many messages in full
 PASS_STATUS = 33        # isa-debug-exit (0x10 << 1) | 1: RESULT: PASS
 
 
@@ -173,11 +175,13 @@ def demo_doorbell(tmp, procs):
     print('\nTwo guests, ping and pong, each with ivshmem-doorbell (vectors=2) '
           'on a new\nivshmem-server, exchange %d messages: each one written '
           'into the shared\nmemory and announced by a doorbell write that '
-          'raises an MSI-X interrupt\nin the other guest (TCG; the guests '
-          'print every 250th message):' % MESSAGES)
+          'raises an MSI-X interrupt\nin the other guest, on vector i %% 2 '
+          '(TCG; the guests show the first %d\nmessages, then every 250th):'
+          % (MESSAGES, VERBOSE))
     dev = ['-chardev', 'socket,id=srv,path=' + sock,
            '-device', 'ivshmem-doorbell,chardev=srv,vectors=2']
-    common = 'mode=doorbell count=%d vectors=2 timeout=20' % MESSAGES
+    common = 'mode=doorbell count=%d vectors=2 timeout=20 verbose=%d' % (
+        MESSAGES, VERBOSE)
     t0 = time.monotonic()
     guests = []
     for role in ('ping', 'pong'):

@@ -21,6 +21,20 @@
  *                                message k * N (k = 1, 2, ...)
  *   verify=1                     pattern mode: check the host's pattern
  *   timeout=S                    seconds to wait for anything (default 60)
+ *   verbose=N                    print the first N messages: ping "sent <i>
+ *                                on vector <v> payload <hex>" and "answer <i>
+ *                                on vector <v>", pong "got <i> on vector <v>"
+ *                                and "replied <i>" (<v>: where the interrupt
+ *                                arrived; in plain mode the message's vector)
+ *   rtt=1                        ping times each round trip with rdtsc, from
+ *                                its doorbell write to the answer interrupt
+ *                                (plain mode: to seeing the answer posted),
+ *                                and ends with "rtt: n <count> median <ns>
+ *                                p99 <ns> max <ns> ns"; the first 4096 trips
+ *                                count, those printed by verbose= do not.
+ *                                The TSC rate comes from CPUID 0x40000010
+ *                                or 0x15 when filled in, else from 100 ms
+ *                                of the local APIC timer.
  *
  * Protocol (doorbell and plain modes), on struct shm at offset 0 of BAR2:
  *   Each side writes its IVPOSITION, vector count and message count into
@@ -184,6 +198,33 @@ static void say(const char *fmt, ...)
         }
     }
     va_end(ap);
+}
+
+static inline u64 rdtsc(void)
+{
+    u64 t;
+
+    asm volatile("rdtsc" : "=A"(t));            /* edx:eax, 32-bit code */
+    return t;
+}
+
+/* n / d, as long as the quotient fits 32 bits (else saturated): no libgcc */
+static u32 div64_32(u64 n, u32 d)
+{
+    u32 q, r;
+
+    if ((u32)(n >> 32) >= d) {
+        return 0xffffffff;
+    }
+    asm("divl %4" : "=a"(q), "=d"(r) : "a"((u32)n), "d"((u32)(n >> 32)),
+        "rm"(d));
+    return q;
+}
+
+static void cpuid(u32 leaf, u32 r[4])
+{
+    asm volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+                 : "a"(leaf), "c"(0));
 }
 
 static void __attribute__((noreturn)) finish(bool pass)
@@ -438,6 +479,7 @@ extern const u32 isr_stubs[256];
 
 static volatile u32 *apic;
 static volatile u32 ticks, irq_count[MAX_VEC], irq_total, irq_stray;
+static volatile u64 irq_tsc;                    /* TSC at the last doorbell */
 
 static u32 apic_rd(u32 reg) { return apic[reg / 4]; }
 static void apic_wr(u32 reg, u32 v) { apic[reg / 4] = v; }
@@ -457,6 +499,7 @@ void isr_dispatch(struct frame *f)
     if (v == VEC_TIMER) {
         ticks++;
     } else if (v >= VEC_BASE && v < VEC_BASE + MAX_VEC) {
+        irq_tsc = rdtsc();
         irq_count[v - VEC_BASE]++;
         irq_total++;
     } else {
@@ -525,12 +568,100 @@ static u32 timeout_ticks, spin;
     ok_;                                                                \
 })
 
+/* ---- round-trip times (rtt=1) ----------------------------------------- */
+
+#define RTT_MAX 4096
+
+static u32 tsc_khz;                             /* TSC ticks per ms */
+static u32 rtt[RTT_MAX], rtt_n;                 /* per-trip TSC deltas */
+
+/*
+ * The TSC rate: from the hypervisor's timing leaf (0x40000010: kHz) or the
+ * TSC leaf (0x15: crystal Hz * ebx / eax) when one is filled in, else
+ * counted over 100 ticks (1 ms each) of the local APIC timer, from one tick
+ * to another so both ends see the same interrupt latency.
+ */
+static void tsc_calibrate(void)
+{
+    const char *how = "CPUID 0x40000010";
+    u32 r[4], max, t;
+    u64 t0;
+
+    cpuid(0, r);
+    max = r[0];
+    cpuid(1, r);
+    if (r[2] & (1u << 31)) {                    /* under a hypervisor */
+        cpuid(0x40000000, r);
+        if (r[0] >= 0x40000010 && r[0] < 0x40000100) {
+            cpuid(0x40000010, r);
+            tsc_khz = r[0];
+        }
+    }
+    if (!tsc_khz && max >= 0x15 && max < 0x100) {
+        cpuid(0x15, r);
+        if (r[0] && r[1] && r[2]) {
+            how = "CPUID 0x15";
+            tsc_khz = div64_32((u64)r[2] * r[1], r[0] * 1000);
+        }
+    }
+    if (!tsc_khz) {
+        how = "local APIC timer, 100 ms";
+        t = ticks;
+        WAIT(ticks != t);
+        t0 = rdtsc();
+        t = ticks;
+        WAIT(ticks - t >= 100);
+        tsc_khz = div64_32(rdtsc() - t0, 100);
+    }
+    say("tsc: %u kHz (%s)\n", tsc_khz, how);
+    if (!tsc_khz) {
+        die("no TSC rate for rtt=1");
+    }
+}
+
+static void rtt_record(u64 delta)
+{
+    if (rtt_n < RTT_MAX) {
+        rtt[rtt_n++] = delta >> 32 ? 0xffffffff : (u32)delta;
+    }
+}
+
+static u32 tsc_to_ns(u32 delta)
+{
+    return div64_32((u64)delta * 1000000, tsc_khz);
+}
+
+/* Sorts the trips (insertion sort: 4096 at most) and prints one line. */
+static void rtt_report(void)
+{
+    u32 n = rtt_n, p50, p99;
+
+    for (u32 k = 1; k < n; k++) {
+        u32 d = rtt[k], j = k;
+
+        for (; j && rtt[j - 1] > d; j--) {
+            rtt[j] = rtt[j - 1];
+        }
+        rtt[j] = d;
+    }
+    if (!n) {
+        say("rtt: n 0 median 0 p99 0 max 0 ns\n");
+        return;
+    }
+    p50 = (50 * (n - 1) + 50) / 100;            /* nearest rank */
+    p99 = (99 * (n - 1) + 50) / 100;
+    say("rtt: n %u median %u p99 %u max %u ns\n", n, tsc_to_ns(rtt[p50]),
+        tsc_to_ns(rtt[p99]), tsc_to_ns(rtt[n - 1]));
+}
+
 /* ---- the exchange ----------------------------------------------------- */
 
 static volatile struct shm *shm;
 static volatile u32 *regs;
 static bool doorbell;
-static u32 nvec = 1, peer_id;
+static u32 nvec = 1, peer_id, verbose;
+static bool rtt_on;
+static u64 sent_tsc;                            /* TSC at the last doorbell */
 static u32 sent, received, lost, dups, wrongvec, baddata, per_vec[MAX_VEC];
 
 static u32 payload(u32 slot, u32 i)
@@ -554,13 +685,18 @@ static void send(u32 slot, u32 i, u32 v)
     m->payload = payload(slot, i);
     asm volatile("" ::: "memory");              /* x86 keeps store order */
     m->posted = i + 1;
+    sent_tsc = rdtsc();                         /* a round trip starts */
     if (doorbell) {
         regs[REG_DOORBELL / 4] = peer_id << 16 | v;
     }
     sent++;
 }
 
-static bool receive(u32 slot, u32 i, u32 v)
+/*
+ * Waits for message i, announced on vector v; *on is the vector its
+ * interrupt came on (plain mode: the vector written in the message).
+ */
+static bool receive(u32 slot, u32 i, u32 v, u32 *on)
 {
     volatile struct msg *m = &shm->msg[slot];
 
@@ -580,10 +716,12 @@ static bool receive(u32 slot, u32 i, u32 v)
             irq_count[n] = 0;
         }
         asm volatile("sti" ::: "memory");
+        *on = v;
         if (!count[v]) {
             for (u32 n = 0; n < nvec; n++) {
                 if (count[n]) {
                     complain(i, "on the wrong vector (sent, got)", v, n);
+                    *on = n;
                 }
             }
             wrongvec++;
@@ -606,6 +744,9 @@ static bool receive(u32 slot, u32 i, u32 v)
     if (m->seq != i || m->vector != v || m->payload != payload(slot, i)) {
         complain(i, "bad contents (seq, vector)", m->seq, m->vector);
         baddata++;
+    }
+    if (!doorbell) {
+        *on = m->vector;
     }
     received++;
     return true;
@@ -633,7 +774,8 @@ static bool exchange(bool ping, u32 count)
     }
 
     for (u32 i = 0; i < count; i++) {
-        u32 v = i % nvec;
+        u32 v = i % nvec, on;
+        bool show = i < verbose;
 
         if (ping && hold && i && i % hold == 0) {
             u32 k = i / hold;
@@ -644,14 +786,29 @@ static bool exchange(bool ping, u32 count)
         }
         if (ping) {
             send(0, i, v);
-            if (!receive(1, i, v)) {
+            if (show) {
+                say("sent %u on vector %u payload %x\n", i, v, payload(0, i));
+            }
+            if (!receive(1, i, v, &on)) {
                 return false;
+            }
+            if (rtt_on && !show) {              /* printing costs time */
+                rtt_record((doorbell ? irq_tsc : rdtsc()) - sent_tsc);
+            }
+            if (show) {
+                say("answer %u on vector %u\n", i, on);
             }
         } else {
-            if (!receive(0, i, v)) {
+            if (!receive(0, i, v, &on)) {
                 return false;
             }
+            if (show) {
+                say("got %u on vector %u\n", i, on);
+            }
             send(1, i, v);
+            if (show) {
+                say("replied %u\n", i);
+            }
         }
         if ((i + 1) % 250 == 0) {
             say("progress %u\n", i + 1);
@@ -672,6 +829,9 @@ static bool exchange(bool ping, u32 count)
     }
     say("summary: sent %u received %u lost %u duplicate %u wrong-vector %u "
         "bad-data %u\n", sent, received, lost, dups, wrongvec, baddata);
+    if (rtt_on) {
+        rtt_report();
+    }
     return received == count && !lost && !dups && !wrongvec && !baddata;
 }
 
@@ -717,6 +877,8 @@ void guest_main(u32 *start_info)
     doorbell = param_is("mode", "doorbell", true);
     count = param_num("count", 1000);
     timeout_ticks = param_num("timeout", 60) * 1000;
+    verbose = param_num("verbose", 0);
+    rtt_on = param_num("rtt", 0) && param_is("role", "ping", true);
     say("ivshmem-guest: %s\n", cmdline);
     if (!doorbell && !plain_mode && !param_is("mode", "pattern", false)) {
         die("mode= must be doorbell, plain or pattern");
@@ -724,6 +886,9 @@ void guest_main(u32 *start_info)
 
     paging_init();
     interrupts_init();
+    if (rtt_on) {
+        tsc_calibrate();
+    }
 
     found = pci_find(0, 0);
     if (found < 0) {

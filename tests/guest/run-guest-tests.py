@@ -32,6 +32,7 @@ DEADLINE = 120          # seconds, per test
 PASS_STATUS = 33        # isa-debug-exit: (0x10 << 1) | 1
 HOST_FLAG = 32          # offset of host_flag in the guest's struct shm
 COUNT = 1000
+VERBOSE = 4             # messages the guests print in full (first test)
 
 
 def host_pattern(k):
@@ -259,12 +260,34 @@ class FakePeer:
         self.fds = []
 
 
+def check_verbose_rtt(env, vectors):
+    """verbose= printed the first messages on their vectors; rtt=1 timed
+    the rest."""
+    ping, pong = env.serial('ping'), env.serial('pong')
+    for i in range(VERBOSE):
+        v = i % vectors
+        for log, want in ((ping, 'sent %d on vector %d payload ' % (i, v)),
+                          (ping, 'answer %d on vector %d\n' % (i, v)),
+                          (pong, 'got %d on vector %d\n' % (i, v)),
+                          (pong, 'replied %d\n' % i)):
+            check(want in log, 'verbose=: no "%s"' % want.strip())
+    m = re.search(r'^rtt: n (\d+) median (\d+) p99 (\d+) max (\d+) ns$', ping,
+                  re.M)
+    check(m, 'ping: no rtt line')
+    n, med, p99, top = map(int, m.groups())
+    check(n == COUNT - VERBOSE and 0 < med <= p99 <= top,
+          'ping: ' + m.group(0))
+    print('# ' + m.group(0))
+
+
 def test_doorbell(env, machine, vectors, third_peer):
     shmfile = env.path('shm')
     sock = env.server('1M', vectors, shmfile)
     common = 'count=%d vectors=%d' % (COUNT, vectors)
-    hold = ' hold=%d' % (COUNT // 4) if third_peer else ''
-    guests = [env.doorbell('ping', machine, 'role=ping ' + common + hold,
+    ping_only = ' hold=%d' % (COUNT // 4) if third_peer else ' rtt=1'
+    if not third_peer:
+        common += ' verbose=%d' % VERBOSE
+    guests = [env.doorbell('ping', machine, 'role=ping ' + common + ping_only,
                            sock, vectors),
               env.doorbell('pong', machine, 'role=pong ' + common,
                            sock, vectors)]
@@ -289,6 +312,8 @@ def test_doorbell(env, machine, vectors, third_peer):
     env.wait_guests(guests)
     for g in guests:
         check_exchange(env, g.name, COUNT, vectors)
+    if not third_peer:
+        check_verbose_rtt(env, vectors)
 
 
 def test_plain(env, machine, size):
@@ -333,7 +358,8 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     tests = [
-        ('doorbell pair, q35, vectors=4: %d messages on every vector' % COUNT,
+        ('doorbell pair, q35, vectors=4: %d messages on every vector, '
+         'verbose=%d, rtt=1' % (COUNT, VERBOSE),
          lambda env: test_doorbell(env, 'q35', 4, False)),
         ('doorbell pair, pc, vectors=2: a third peer joins and leaves '
          'mid-run', lambda env: test_doorbell(env, 'pc', 2, True)),

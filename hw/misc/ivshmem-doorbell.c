@@ -99,7 +99,6 @@ struct IvshmemDoorbellState {
 
     IvshmemMsgReader reader;
     MemoryRegion shm;
-    bool shm_inited;
     GHashTable *peers;          /* peer ID -> IvshmemPeer, own ID included */
     IvshmemOwnVector *own;      /* s->vectors entries */
     bool msix_inited;
@@ -436,7 +435,6 @@ static bool ivshmem_map_shm(IvshmemDoorbellState *s, int fd, Error **errp)
         close(fd);
         return false;
     }
-    s->shm_inited = true;
     return true;
 }
 

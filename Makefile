@@ -5,13 +5,14 @@
 #   make          build, then run the demo
 #   make check    build, then run the test suite
 #   make series   write the series as patches against the base, checkpatch'd
+#   make series-check  also build every commit of the series on its own
 #   make fuzz     build, then fuzz the ivshmem server and client libraries
 #   make bench    build this and the unmodified base, then benchmark both
 #
 # QEMU_SRC=/path/to/qemu-10.0.x uses that tree as the base instead of
 # fetching Debian's source package.  See README.rst.
 
-.PHONY: all build demo check check-guest series clean distclean fuzz bench
+.PHONY: all build demo check check-guest series series-check clean distclean fuzz bench
 
 all: demo
 
@@ -29,6 +30,9 @@ check-guest: build
 
 series: build
 	@scripts/make-series.sh
+
+series-check: series
+	@scripts/check-series-builds.sh
 
 fuzz: build
 	@tests/fuzz-ivshmem/run.sh

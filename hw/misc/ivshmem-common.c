@@ -219,9 +219,7 @@ bool ivshmem_common_realize(IvshmemState *s, MemoryRegion *shm, int shm_fd,
     s->shm = shm;
     s->shm_fd = shm_fd;
     if (!ivshmem_decide_master(s, shm_desc, may_master, why_not, errp)) {
-        s->shm = NULL;
-        s->shm_fd = -1;
-        return false;
+        goto fail;
     }
 
     if (!s->is_master) {
@@ -232,10 +230,7 @@ bool ivshmem_common_realize(IvshmemState *s, MemoryRegion *shm, int shm_fd,
                    "memory, or unplug this device first",
                    ivshmem_device_name(s));
         if (migrate_add_blocker(&s->migration_blocker, errp) < 0) {
-            ivshmem_release_master(s);
-            s->shm = NULL;
-            s->shm_fd = -1;
-            return false;
+            goto fail;
         }
     } else {
         vmstate_register_ram(shm, DEVICE(s));
@@ -252,6 +247,10 @@ bool ivshmem_common_realize(IvshmemState *s, MemoryRegion *shm, int shm_fd,
 
     trace_ivshmem_realized(s, size, s->ivposition, s->is_master);
     return true;
+
+fail:
+    ivshmem_common_unrealize(s);
+    return false;
 }
 
 void ivshmem_common_unrealize(IvshmemState *s)

@@ -14,10 +14,15 @@
  * come and go are handled as the server reports them.
  *
  * A guest write to DOORBELL signals the destination peer's eventfd for the
- * vector: through an ioeventfd when enabled (the write never leaves the
- * kernel under KVM), else here in the write handler.  Our own eventfds are
- * turned into MSI-X messages: by KVM through irqfd where possible, else by
- * a main-loop fd handler.
+ * vector: here in the write handler the first time, and from then on
+ * through an ioeventfd when enabled (the write never leaves the kernel
+ * under KVM).  Registering an ioeventfd only once the guest has rung that
+ * peer and vector keeps realize and peer connects free of memory
+ * transactions, whose cost grows with the ioeventfds already registered:
+ * with N peers of V vectors, eager registration is quadratic in N * V, and
+ * guests usually ring a few of them.  Our own eventfds are turned into
+ * MSI-X messages: by KVM through irqfd where possible, else by a main-loop
+ * fd handler.
  */
 
 #include "qemu/osdep.h"
@@ -50,6 +55,7 @@ OBJECT_DECLARE_SIMPLE_TYPE(IvshmemDoorbellState, IVSHMEM_DOORBELL)
 typedef struct IvshmemVector {
     EventNotifier notifier;
     bool ioeventfd;             /* registered on DOORBELL */
+    bool queued;                /* rung, waiting in s->pending */
 } IvshmemVector;
 
 typedef struct IvshmemPeer {
@@ -103,7 +109,7 @@ struct IvshmemDoorbellState {
     IvshmemOwnVector *own;      /* s->vectors entries */
     bool msix_inited;
     bool vector_notifiers;
-    GArray *pending;            /* DOORBELL values to add as ioeventfds */
+    GArray *pending;            /* rung DOORBELL values to add as ioeventfds */
     QEMUBH *ioeventfd_bh;
     QEMUBH *server_lost_bh;
     bool server_lost;
@@ -178,21 +184,9 @@ static void ivshmem_peer_free(IvshmemDoorbellState *s, IvshmemPeer *peer)
 }
 
 /*
- * Register every peer vector that is not on DOORBELL yet, in one memory
- * transaction: connecting N peers of V vectors costs one flat view update
- * per burst of messages, not N * V of them.
- */
-static gint ivshmem_cmp_u32(gconstpointer a, gconstpointer b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-/*
- * Register the queued peer vectors on DOORBELL, in one memory transaction:
- * connecting N peers of V vectors costs one flat view update per burst
- * of messages, not N * V of them.
+ * Register the vectors the guest has rung since the last run, in one memory
+ * transaction.  The memory core sorts a region's ioeventfds on insertion,
+ * so each registration costs more the more are registered already.
  */
 static void ivshmem_sync_ioeventfds(void *opaque)
 {
@@ -203,12 +197,6 @@ static void ivshmem_sync_ioeventfds(void *opaque)
     if (!s->pending->len) {
         return;
     }
-    /*
-     * The memory core keeps a region's ioeventfds sorted by their match
-     * data, (peer << 16) | vector: adding them in that order appends
-     * instead of moving the array for every one.
-     */
-    g_array_sort(s->pending, ivshmem_cmp_u32);
     memory_region_transaction_begin();
     for (guint i = 0; i < s->pending->len; i++) {
         uint32_t val = g_array_index(s->pending, uint32_t, i);
@@ -216,11 +204,15 @@ static void ivshmem_sync_ioeventfds(void *opaque)
         uint32_t v = IVSHMEM_DOORBELL_VECTOR(val);
         IvshmemVector *vec;
 
-        /* The peer may have gone, or come back, since it was queued. */
-        if (!peer || v >= peer->nvectors || peer->vectors[v].ioeventfd) {
+        /* The peer may have gone, or come back, since it was rung. */
+        if (!peer || v >= peer->nvectors) {
             continue;
         }
         vec = &peer->vectors[v];
+        vec->queued = false;
+        if (vec->ioeventfd) {
+            continue;
+        }
         memory_region_add_eventfd(&c->regs, IVSHMEM_REG_DOORBELL, 4, true,
                                   val, &vec->notifier);
         vec->ioeventfd = true;
@@ -463,20 +455,9 @@ static void ivshmem_add_vector(IvshmemDoorbellState *s, uint16_t id, int fd)
     trace_ivshmem_doorbell_peer_vector(s, id, peer->nvectors, fd);
     peer->nvectors++;
 
-    if (s->ioeventfd) {
-        uint32_t val = IVSHMEM_DOORBELL_VALUE(id, peer->nvectors - 1);
-
-        g_array_append_val(s->pending, val);
-    }
-    if (s->setup != SETUP_DONE) {
-        return;     /* realize registers everything at once */
-    }
-    if (id == ivshmem_own_id(s)) {
+    if (s->setup == SETUP_DONE && id == ivshmem_own_id(s)) {
         /* The server sent more of ours than it did at setup. */
         ivshmem_own_vector_watch(s, peer->nvectors - 1, true);
-    }
-    if (s->ioeventfd) {
-        qemu_bh_schedule(s->ioeventfd_bh);
     }
 }
 
@@ -799,9 +780,9 @@ static int ivshmem_chr_can_receive(void *opaque)
 /*
  * Handle what the server has already queued on the socket, up to a budget.
  * A peer joins with one message per vector, and the chardev hands us one
- * message per main loop iteration: reading the rest of a burst here lets
- * the bottom half register it with one memory transaction instead of one
- * per message.  The budget keeps a chatty server from starving the loop.
+ * message per main loop iteration (a poll, a dispatch and a read of 8
+ * bytes): reading the rest of a burst here handles it in one iteration.
+ * The budget keeps a chatty server from starving the loop.
  */
 static void ivshmem_drain_socket(IvshmemDoorbellState *s)
 {
@@ -873,6 +854,7 @@ static void ivshmem_doorbell_ring(IvshmemState *c, uint16_t id, uint16_t v)
 {
     IvshmemDoorbellState *s = IVSHMEM_DOORBELL(c);
     IvshmemPeer *peer = ivshmem_peer_get(s, id);
+    IvshmemVector *vec;
 
     if (!peer) {
         trace_ivshmem_doorbell_ignored(s, id, v, "no such peer");
@@ -882,8 +864,17 @@ static void ivshmem_doorbell_ring(IvshmemState *c, uint16_t id, uint16_t v)
         trace_ivshmem_doorbell_ignored(s, id, v, "no such vector");
         return;
     }
+    vec = &peer->vectors[v];
     trace_ivshmem_doorbell_ring(s, id, v);
-    event_notifier_set(&peer->vectors[v].notifier);
+    event_notifier_set(&vec->notifier);
+    /* Let an ioeventfd take this peer and vector from the next write on. */
+    if (s->ioeventfd && !vec->ioeventfd && !vec->queued) {
+        uint32_t val = IVSHMEM_DOORBELL_VALUE(id, v);
+
+        vec->queued = true;
+        g_array_append_val(s->pending, val);
+        qemu_bh_schedule(s->ioeventfd_bh);
+    }
 }
 
 /* realize / unrealize */
@@ -1041,7 +1032,6 @@ static void ivshmem_doorbell_realize(PCIDevice *pdev, Error **errp)
     ivshmem_own_vectors_start(s);
     s->ioeventfd_bh = qemu_bh_new_guarded(ivshmem_sync_ioeventfds, s,
                                           &DEVICE(s)->mem_reentrancy_guard);
-    ivshmem_sync_ioeventfds(s);
     s->server_lost_bh = qemu_bh_new(ivshmem_warn_server_lost, s);
     qemu_chr_fe_set_handlers(&s->chr, ivshmem_chr_can_receive,
                              ivshmem_chr_receive, ivshmem_chr_event, NULL, s,

@@ -10,7 +10,8 @@
  * descriptors; after realize (a second shared memory, more eventfds than
  * vectors, disconnects for unknown peers and for the device itself,
  * out-of-range IDs) the device must ignore the message, close whatever fd
- * came with it and keep working.
+ * came with it and keep working.  The fake's eventfds also show when the
+ * device moves a doorbell from its handler to an ioeventfd.
  */
 
 #include "qemu/osdep.h"
@@ -305,9 +306,13 @@ typedef struct Booted {
     IvsDev *dev;
 } Booted;
 
-/* A VM whose vectors=2 doorbell got a good handshake from a fake. */
+/*
+ * A VM whose vectors=2 doorbell got a good handshake from a fake; @props
+ * is added to the device's properties at startup ("" or ",name=value"),
+ * @args to QEMU's command line.
+ */
 static Booted *boot_with_fake(bool hotplug, int server_vectors,
-                              const char *more_props)
+                              const char *props, const char *args)
 {
     static const int peers[] = { PEER_ID };
     Booted *b = g_new0(Booted, 1);
@@ -315,22 +320,23 @@ static Booted *boot_with_fake(bool hotplug, int server_vectors,
     b->fake = ivs_fake_new(SHM_SIZE);
     ivs_fake_push_handshake(b->fake, OWN_ID, peers, 1, server_vectors);
     ivs_fake_start(b->fake);
+    g_assert(!hotplug || !*props);
     if (hotplug) {
         g_autofree char *json = NULL;
 
-        b->qts = qtest_initf("-machine pc -nodefaults "
+        b->qts = qtest_initf("-machine pc -nodefaults %s "
                              "-chardev socket,id=c0,path=%s",
-                             ivs_fake_socket(b->fake));
+                             args, ivs_fake_socket(b->fake));
         json = g_strdup_printf("{'driver': 'ivshmem-doorbell', 'id': 'db0', "
                                "'chardev': 'c0', 'vectors': 2, "
-                               "'addr': '%d'%s}", SLOT, more_props);
+                               "'addr': '%d'}", SLOT);
         ivs_device_add_ok(b->qts, json);
     } else {
-        b->qts = qtest_initf("-machine pc -nodefaults "
+        b->qts = qtest_initf("-machine pc -nodefaults %s "
                              "-chardev socket,id=c0,path=%s "
                              "-device ivshmem-doorbell,id=db0,chardev=c0,"
-                             "vectors=2,addr=%d",
-                             ivs_fake_socket(b->fake), SLOT);
+                             "vectors=2,addr=%d%s",
+                             args, ivs_fake_socket(b->fake), SLOT, props);
     }
     ivs_fake_wait_played(b->fake);
     b->bus = ivs_pci_bus(b->qts);
@@ -399,7 +405,7 @@ static void assert_doorbell_works(Booted *b, int peer, int v)
 static void test_garbage_after_realize(const void *opaque)
 {
     bool hotplug = GPOINTER_TO_INT(opaque);
-    Booted *b = boot_with_fake(hotplug, 2, "");
+    Booted *b = boot_with_fake(hotplug, 2, "", "");
     int base = ivs_count_fds(b->qts);
 
     assert_doorbell_works(b, PEER_ID, 0);
@@ -463,10 +469,108 @@ static void test_garbage_after_realize(const void *opaque)
     booted_free(b);
 }
 
+/* Lines of the log file @path that contain @what. */
+static int log_count(const char *path, const char *what)
+{
+    g_autofree char *text = NULL;
+    int n = 0;
+
+    if (!g_file_get_contents(path, &text, NULL, NULL)) {
+        return 0;
+    }
+    for (const char *p = text; (p = strstr(p, what)); p++) {
+        n++;
+    }
+    return n;
+}
+
+static void log_wait(const char *path, const char *what, int count)
+{
+    int64_t deadline = g_get_monotonic_time() + IVS_TIMEOUT_MS * 1000LL;
+
+    while (log_count(path, what) < count) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+}
+
+/*
+ * The device handles the first DOORBELL write for a peer and vector
+ * itself and then registers an ioeventfd for it, unless ioeventfd=off:
+ * every write reaches the peer, and only the first one of each goes
+ * through the device's handler.  The trace log shows which path a write
+ * took: ivshmem_doorbell_ring is the handler, ivshmem_doorbell_ioeventfds
+ * a registration.  A peer that leaves takes its ioeventfds along, and the
+ * same ID coming back gets fresh ones for its new eventfds.
+ */
+static void test_ioeventfd_on_first_ring(const void *opaque)
+{
+    bool ioeventfd = GPOINTER_TO_INT(opaque);
+    g_autofree char *log = ivs_shm_path("trace");
+    g_autofree char *args = g_strdup_printf("-trace ivshmem_doorbell_ring "
+                                            "-trace ivshmem_doorbell_ioeventfds "
+                                            "-D %s", log);
+    g_autofree char *ring1 = g_strdup_printf("peer %d vector 1", PEER_ID);
+    g_autofree char *ring0 = g_strdup_printf("peer %d vector 0", PEER_ID);
+    Booted *b = boot_with_fake(false, 2, ioeventfd ? "" : ",ioeventfd=off",
+                               args);
+    int fd1 = ivs_fake_eventfd(b->fake, PEER_ID, 1);
+    int base = ivs_count_fds(b->qts);
+    int64_t deadline;
+    int fd;
+
+    /* Realize and the handshake registered nothing. */
+    g_assert_cmpint(log_count(log, "added"), ==, 0);
+    for (int i = 0; i < 6; i++) {
+        ivs_doorbell(b->dev, PEER_ID, 1);
+        g_assert_cmpuint(ivs_eventfd_take(fd1), ==, 1);
+        if (i == 0 && ioeventfd) {
+            log_wait(log, "added 1 removed 0", 1);
+        }
+    }
+    g_assert_cmpint(log_count(log, ring1), ==, ioeventfd ? 1 : 6);
+    g_assert_cmpint(log_count(log, "added 1"), ==, ioeventfd ? 1 : 0);
+
+    /* Vector 0 was never rung: its first write is the handler's. */
+    ivs_doorbell(b->dev, PEER_ID, 0);
+    g_assert_cmpuint(ivs_eventfd_take(ivs_fake_eventfd(b->fake, PEER_ID, 0)),
+                     ==, 1);
+    g_assert_cmpint(log_count(log, ring0), ==, 1);
+    if (ioeventfd) {
+        log_wait(log, "added 1 removed 0", 2);
+    }
+
+    /* The peer leaves, with both registrations. */
+    ivs_fake_send(b->fake, PEER_ID, IVS_FD_NONE);
+    ivs_wait_fd_count(b->qts, base - 2);
+    g_assert_cmpint(log_count(log, "added 0 removed 2"), ==, ioeventfd);
+
+    /* It comes back with new eventfds, vectors 2 and 3 of the fake's list. */
+    ivs_fake_send(b->fake, PEER_ID, IVS_FD_EVENTFD);
+    ivs_fake_send(b->fake, PEER_ID, IVS_FD_EVENTFD);
+    fd = ivs_fake_eventfd(b->fake, PEER_ID, 3);
+    deadline = g_get_monotonic_time() + IVS_TIMEOUT_MS * 1000LL;
+    do {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        ivs_doorbell(b->dev, PEER_ID, 1);
+    } while (!ivs_eventfd_take(fd));
+    if (ioeventfd) {
+        log_wait(log, "added 1 removed 0", 3);
+    }
+    ivs_doorbell(b->dev, PEER_ID, 1);
+    g_assert_cmpuint(ivs_eventfd_take(fd), ==, 1);
+    g_assert_cmpuint(ivs_eventfd_take(fd1), ==, 0);
+    /* The handler took the first write to the new eventfd only. */
+    g_assert_cmpint(log_count(log, ring1), ==, ioeventfd ? 2 : 8);
+
+    booted_free(b);
+    ivs_remove_path(log);
+}
+
 /* A message split over two writes is put together. */
 static void test_split_message(void)
 {
-    Booted *b = boot_with_fake(false, 2, "");
+    Booted *b = boot_with_fake(false, 2, "", "");
     uint8_t msg[8];
 
     stq_le_p(msg, 7);
@@ -488,7 +592,7 @@ static void test_split_message(void)
 /* Start a VM, connect peer 5, and count the VM's fds. */
 static int fds_with_server_vectors(int server_vectors)
 {
-    Booted *b = boot_with_fake(false, server_vectors, "");
+    Booted *b = boot_with_fake(false, server_vectors, "", "");
     int i, n;
 
     for (i = 0; i < server_vectors; i++) {
@@ -661,6 +765,11 @@ int main(int argc, char **argv)
                         GINT_TO_POINTER(true), test_garbage_after_realize);
     qtest_add_func("/ivshmem-server-input/after-realize/split-message",
                    test_split_message);
+    qtest_add_data_func("/ivshmem-server-input/after-realize/"
+                        "ioeventfd-on-first-ring", GINT_TO_POINTER(true),
+                        test_ioeventfd_on_first_ring);
+    qtest_add_data_func("/ivshmem-server-input/after-realize/ioeventfd-off",
+                        GINT_TO_POINTER(false), test_ioeventfd_on_first_ring);
     qtest_add_func("/ivshmem-server-input/vectors/server-has-more",
                    test_server_has_more_vectors);
     qtest_add_func("/ivshmem-server-input/vectors/fewer-learned-from-peer",

@@ -448,6 +448,75 @@ static void test_slow_peer(Fixture *f)
 }
 
 /*
+ * Join with more vectors than a TPeer keeps, reading the whole setup and
+ * closing every fd: the other peers are 0 .. @n_others - 1.
+ */
+static int join_and_drain(Fixture *f, unsigned id, unsigned n_others)
+{
+    int sock = connect_raw(f);
+    unsigned i;
+
+    expect_msg(f, sock, IVSHMEM_PROTOCOL_VERSION, false);
+    expect_msg(f, sock, id, false);
+    close(expect_msg(f, sock, IVSHMEM_MSG_SHM, true));
+    for (i = 0; i < n_others; i++) {
+        expect_vectors(f, sock, i, f->cfg.vectors);
+    }
+    expect_vectors(f, sock, id, f->cfg.vectors);
+    expect_msg(f, sock, id + 1, false);     /* the marker */
+    return sock;
+}
+
+/*
+ * The others hear of a new peer once its setup burst has left the
+ * server's queue: a burst too big for the socket goes out as the peer
+ * reads it, and announcing the peer before would make it wait for as
+ * many messages to the others.  A peer that leaves before its burst is
+ * out was never announced, so nobody hears that it left either.
+ */
+static void test_announce_after_setup(Fixture *f)
+{
+    enum { N_OLD = 4, NVEC = 128 };
+    int old[N_OLD], sock;
+    unsigned i, j;
+
+    f->cfg.vectors = NVEC;
+    start_server(f);
+    for (i = 0; i < N_OLD; i++) {
+        old[i] = join_and_drain(f, i, i);
+        for (j = 0; j < i; j++) {
+            expect_vectors(f, old[j], i, NVEC);
+        }
+    }
+
+    /* 3 + 5 * 128 + 1 messages: far more than a socket buffer holds. */
+    sock = connect_raw(f);
+    settle(f);
+    g_assert_cmpint(ivshmem_server_peer_backlog(f->s, N_OLD), >, 0);
+    for (i = 0; i < N_OLD; i++) {
+        expect_quiet(f, old[i]);
+    }
+    close(sock);
+    settle(f);
+    g_assert_cmpuint(ivshmem_server_num_peers(f->s), ==, N_OLD);
+    for (i = 0; i < N_OLD; i++) {
+        expect_quiet(f, old[i]);
+    }
+
+    /* The same ID again; this one reads its burst and is announced. */
+    sock = join_and_drain(f, N_OLD, N_OLD);
+    for (i = 0; i < N_OLD; i++) {
+        expect_vectors(f, old[i], N_OLD, NVEC);
+        expect_quiet(f, old[i]);
+    }
+    close(sock);
+    for (i = 0; i < N_OLD; i++) {
+        expect_msg(f, old[i], N_OLD, false);
+        close(old[i]);
+    }
+}
+
+/*
  * select() cannot watch fds from FD_SETSIZE (1024) on: push every fd of
  * the server and its peers above that and check that all still works.
  */
@@ -907,6 +976,7 @@ static const TestCase tests[] = {
     { "/ivshmem-server/id-reuse", test_id_reuse },
     { "/ivshmem-server/max-peers", test_max_peers },
     { "/ivshmem-server/slow-peer", test_slow_peer },
+    { "/ivshmem-server/announce-after-setup", test_announce_after_setup },
     { "/ivshmem-server/high-fds", test_high_fds },
     { "/ivshmem-server/bad-peers", test_bad_peers },
     { "/ivshmem-server/socket/stale", test_stale_socket },

@@ -11,6 +11,17 @@ raw numbers and one PNG plot per benchmark (gnuplot) into BUILDDIR/bench/.
 
   floor     eventfd ping-pong between two host processes (bench/floor.c):
             the least a doorbell round trip can cost on this machine.
+  fdfloor   the server's handshake without QEMU (bench/fdfloor.c): one
+            host process sends another (N+1)*V eventfds over a unix stream
+            socket as the server does, one 8-byte message with one fd
+            (SCM_RIGHTS) each, one sendmsg and one recvmsg per message; the
+            receiver keeps every fd open until the last one has arrived.
+            For each N and V of "realize", 5 repetitions: the least any
+            device speaking protocol version 0 can spend on realize at that
+            N and V (its "all eventfds"; realize's "vs floor" is the ratio
+            to this).  A second row sends a peer's V fds in one message
+            (V fds/msg): what a protocol batching a peer's vectors could
+            reach.  Needs no QEMU.
   peers     N simulated peers (bench/peers.c, one epoll loop) join each
             server one after the other, 1 vector: connect time per peer,
             total setup time, server RSS per peer.
@@ -39,13 +50,16 @@ raw numbers and one PNG plot per benchmark (gnuplot) into BUILDDIR/bench/.
             ID and writes into it when that peer joins: heap corruption).
 
 Environment (modest defaults; all waits are bounded):
-  BENCH_ONLY          benchmarks to run, e.g. "floor,rtt" (default: all)
+  BENCH_ONLY          benchmarks to run, e.g. "floor,rtt" (default: all);
+                      QEMU builds are needed only for peers, realize, join
+                      and rtt
   BENCH_FLOOR_N       floor round trips (20000)
   BENCH_PEERS_N       peer counts for "peers" ("64 256 1024 4096")
   BENCH_PEER_TIMEOUT  seconds a peer may take to join before the server
                       counts as failed (3)
-  BENCH_REALIZE_N     simulated peers for "realize" ("1 16 256 1024")
-  BENCH_REALIZE_V     vector counts for "realize" ("1 8")
+  BENCH_REALIZE_N     simulated peers for "realize" and "fdfloor"
+                      ("1 16 256 1024")
+  BENCH_REALIZE_V     vector counts for "realize" and "fdfloor" ("1 8")
   BENCH_REPS          repetitions of each realize point (3)
   BENCH_ACCEL         accelerator of the "realize" QEMUs (tcg; kvm works
                       there too, as no guest code runs)
@@ -91,13 +105,17 @@ def env_list(name, default):
     return [int(x) for x in os.environ.get(name, default).split()]
 
 
-ONLY = os.environ.get('BENCH_ONLY', 'floor,peers,realize,join,rtt').split(',')
+ONLY = os.environ.get('BENCH_ONLY',
+                      'floor,fdfloor,peers,realize,join,rtt').split(',')
+NEED_QEMU = ('peers', 'realize', 'join', 'rtt')
+NEED_GUEST = ('join', 'rtt')
 FLOOR_N = int(os.environ.get('BENCH_FLOOR_N', '20000'))
 PEERS_N = env_list('BENCH_PEERS_N', '64 256 1024 4096')
 PEER_TIMEOUT = int(os.environ.get('BENCH_PEER_TIMEOUT', '3'))
 REALIZE_N = env_list('BENCH_REALIZE_N', '1 16 256 1024')
 REALIZE_V = env_list('BENCH_REALIZE_V', '1 8')
 REPS = int(os.environ.get('BENCH_REPS', '3'))
+FDFLOOR_REPS = 5
 ACCEL = os.environ.get('BENCH_ACCEL', 'tcg')
 JOIN_N = env_list('BENCH_JOIN_N', '256 1024')
 JOIN_V = env_list('BENCH_JOIN_V', '8')
@@ -307,16 +325,18 @@ def count_eventfds(pid):
 
 def build_tools():
     os.makedirs(BIN, exist_ok=True)
-    for prog in ('floor', 'peers', 'hostping'):
+    for prog in ('floor', 'fdfloor', 'peers', 'hostping'):
         src = os.path.join(TOP, 'bench', prog + '.c')
         exe = os.path.join(BIN, prog)
         if (not os.path.exists(exe) or
                 os.path.getmtime(exe) < os.path.getmtime(src)):
             subprocess.run(['gcc', '-O2', '-Wall', '-Wextra', '-o', exe, src],
                            check=True, timeout=120)
-    subprocess.run(['make', '-s', '-C', os.path.join(TOP, 'tests', 'guest'),
-                    'O=' + GUEST_DIR], check=True, timeout=120,
-                   stdout=subprocess.DEVNULL)
+    if any(b in ONLY for b in NEED_GUEST):
+        subprocess.run(['make', '-s', '-C',
+                        os.path.join(TOP, 'tests', 'guest'),
+                        'O=' + GUEST_DIR], check=True, timeout=120,
+                       stdout=subprocess.DEVNULL)
 
 
 def bench_floor(res):
@@ -327,6 +347,51 @@ def bench_floor(res):
     us = [int(x) / 1000.0 for x in out.split()]
     res['floor'] = us
     write_data('floor.dat', ['%g' % v for v in sorted(us)])
+
+
+def bench_fdfloor(res):
+    """Per (vectors, N) of realize: FDFLOOR_REPS times (N+1)*vectors fds
+    over a unix socket, one per message and a peer's vectors per message;
+    ms per repetition."""
+    res['fdfloor'] = {}
+    for vectors in REALIZE_V:
+        for n in REALIZE_N:
+            one, batched, err = [], [], None
+            try:
+                r = subprocess.run([os.path.join(BIN, 'fdfloor'), str(n),
+                                    str(vectors), str(FDFLOOR_REPS)],
+                                   capture_output=True, text=True,
+                                   timeout=120)
+                for w in (line.split() for line in r.stdout.splitlines()):
+                    if len(w) == 5 and w[0] == 'fdfloor:':
+                        one.append(float(w[4]) / 1000.0)
+                    elif len(w) == 5 and w[0] == 'fdfloor-batched:':
+                        batched.append(float(w[4]) / 1000.0)
+                if r.returncode:
+                    err = (r.stderr.strip().splitlines() or
+                           ['exit status %d' % r.returncode])[-1]
+            except (subprocess.TimeoutExpired, OSError) as e:
+                err = str(e)
+            res['fdfloor'][(vectors, n)] = (one, batched, err)
+            log('fdfloor vectors=%d N=%d: %d fds, one fd/msg %s ms, '
+                '%d fds/msg %s ms%s' % (
+                    vectors, n, (n + 1) * vectors,
+                    ' '.join('%.2f' % x for x in one) or '-', vectors,
+                    ' '.join('%.2f' % x for x in batched) or '-',
+                    ' ERROR ' + err if err else ''))
+    for vectors in REALIZE_V:
+        rows = []
+        for n in REALIZE_N:
+            one, batched, _ = res['fdfloor'][(vectors, n)]
+            if one and batched:
+                rows.append('%d %g %g' % (n, median(one), median(batched)))
+        write_data('fdfloor-v%d.dat' % vectors, rows)
+
+
+def fdfloor_med(res, vectors, n):
+    """Median of the fd floor (one fd per message) at vectors, N, or None."""
+    one = res.get('fdfloor', {}).get((vectors, n), ([],))[0]
+    return median(one) if one else None
 
 
 def bench_peers(res, sess):
@@ -516,6 +581,11 @@ def bench_realize(res, sess):
                         ' '.join('%.1f' % x for x in alls) or '-',
                         ' '.join('%.1f' % x for x in cpus[impl]) or '-',
                         ' ERROR ' + err if err else ''))
+                ff = fdfloor_med(res, vectors, n)
+                if alls and ff:
+                    log('realize %s v=%d N=%d: %s = %.1fx the fd floor (%s)'
+                        % (impl, vectors, n, fmt(median(alls), ' ms'),
+                           median(alls) / ff, fmt(ff, ' ms')))
     for impl in ('ours', 'base'):
         for vectors in REALIZE_V:
             rows = []
@@ -749,6 +819,18 @@ def table(res):
     if res.get('floor'):
         add('floor', 'eventfd ping-pong', 'host', floor_med,
             pct(res['floor'], 99), 'us', None, floor_med)
+    for (v, n), (one, batched, err) in sorted(res.get('fdfloor', {}).items()):
+        if err:
+            notes.append('fdfloor v=%d N=%d: %s' % (v, n, err))
+        if not one:
+            rows.append(('fdfloor', 'v=%d N=%d' % (v, n), 'host', 'ERROR',
+                         '', '', '', ''))
+            continue
+        add('fdfloor', 'v=%d N=%d one fd/msg' % (v, n), 'host', median(one),
+            max(one), 'ms', None, median(one))
+        if batched:
+            add('fdfloor', 'v=%d N=%d V fds/msg' % (v, n), 'host',
+                median(batched), max(batched), 'ms', None, median(one))
     for (impl, n), r in sorted(res.get('peers', {}).items(),
                                key=lambda kv: (kv[0][1], kv[0][0] != 'ours')):
         case = 'N=%d connect/peer' % n
@@ -782,7 +864,8 @@ def table(res):
             max(adds), 'ms', median(base[0]) if base and base[0] else None)
         add('realize', 'v=%d N=%d all eventfds' % (v, n), impl,
             median(alls) if alls else None, max(alls) if alls else None,
-            'ms', median(base[1]) if base and base[1] else None)
+            'ms', median(base[1]) if base and base[1] else None,
+            fdfloor_med(res, v, n))
         cpu = res.get('realize_cpu', {}).get((impl, v, n))
         bcpu = res.get('realize_cpu', {}).get(('base', v, n))
         if cpu:
@@ -828,9 +911,12 @@ def table(res):
     with open(os.path.join(OUT, 'results.txt'), 'w') as f:
         f.write(text + '\n')
     print('\n"p99/max": the 99th percentile for per-event samples, the '
-          'maximum over the\nrepetitions for realize (a few samples each).  '
-          'guest<->guest: the median over\nthe runs of the median and 99th '
-          'percentile each ping guest measured.')
+          'maximum over the\nrepetitions for realize and fdfloor (a few '
+          'samples each).  guest<->guest: the\nmedian over the runs of the '
+          'median and 99th percentile each ping guest measured.\n'
+          '"vs floor": to the eventfd ping-pong for rtt; to the fd floor (one '
+          'fd per\nmessage, same v and N) for fdfloor and realize\'s "all '
+          'eventfds".')
 
 
 def plots(res):
@@ -860,9 +946,9 @@ def plots(res):
                 "set xlabel 'peer index'\nset ylabel 'connect() to own last "
                 "eventfd (ms)'\nset logscale y\nset grid\nset key left top\n"
                 "plot " + ', '.join(plot) + '\n')
-    if res.get('realize'):
+    if res.get('realize') or res.get('fdfloor'):
         plot = []
-        for impl in ('ours', 'base'):
+        for impl in ('ours', 'base') if res.get('realize') else ():
             for v in REALIZE_V:
                 name = 'realize-%s-v%d.dat' % (impl, v)
                 if os.path.getsize(os.path.join(OUT, name)) > 1:
@@ -871,13 +957,24 @@ def plots(res):
                     plot.append("'%s' using 1:($3 > 0 ? $3 : 1/0) with "
                                 "linespoints dt 2 title '%s vectors=%d: all "
                                 "eventfds'" % (name, impl, v))
+        for v in REALIZE_V if res.get('fdfloor') else ():
+            name = 'fdfloor-v%d.dat' % v
+            if os.path.getsize(os.path.join(OUT, name)) > 1:
+                plot.append("'%s' using 1:2 with linespoints dt 3 title "
+                            "'fd floor vectors=%d: one fd/msg'" % (name, v))
+                plot.append("'%s' using 1:3 with linespoints dt 4 title "
+                            "'fd floor vectors=%d: V fds/msg'" % (name, v))
+        name = 'realize' if res.get('realize') else 'fdfloor'
         if plot:
-            scripts['realize'] = term + (
-                "set output 'realize.png'\nset title 'ivshmem-doorbell "
-                "realize with N peers connected (TCG, q35, median)'\n"
+            scripts[name] = term + (
+                "set output '%s.png'\nset title '%s'\n"
                 "set xlabel 'peers already connected'\nset ylabel 'ms'\n"
                 "set logscale xy\nset grid\nset key left top\n"
-                "plot " + ', '.join(plot) + '\n')
+                "plot %s\n" % (
+                    name, 'ivshmem-doorbell realize with N peers connected '
+                    '(TCG, q35, median)' if res.get('realize') else
+                    'fd floor: (N+1)*V eventfds over a unix socket (median)',
+                    ', '.join(plot)))
     if res.get('join'):
         plot = []
         for impl in ('ours', 'base'):
@@ -926,7 +1023,8 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     start = time.monotonic()
-    for impl, d in IMPL.items():
+    need_qemu = any(b in ONLY for b in NEED_QEMU)
+    for impl, d in IMPL.items() if need_qemu else ():
         if not os.path.exists(os.path.join(d, 'qemu-system-x86_64')):
             print('bench: no %s QEMU in %s' % (impl, d), file=sys.stderr)
             return 1
@@ -934,17 +1032,20 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     os.makedirs(OUT, exist_ok=True)
     build_tools()
-    for impl, d in IMPL.items():
+    for impl, d in IMPL.items() if need_qemu else ():
         v = subprocess.run([os.path.join(d, 'qemu-system-x86_64'),
                             '--version'], capture_output=True, text=True,
                            timeout=30).stdout.splitlines()[0]
         log('%s: %s (%s)' % (impl, v, d))
-    log('servers: "peers" runs each QEMU\'s own server; "realize" and "rtt" '
-        'use OUR server for both QEMUs, with --no-setup-marker for the base')
+    if need_qemu:
+        log('servers: "peers" runs each QEMU\'s own server; "realize" and '
+            '"rtt" use OUR server for both QEMUs, with --no-setup-marker for '
+            'the base')
     res = {}
     sess = Session()
     try:
         for name, fn in (('floor', lambda: bench_floor(res)),
+                         ('fdfloor', lambda: bench_fdfloor(res)),
                          ('peers', lambda: bench_peers(res, sess)),
                          ('realize', lambda: bench_realize(res, sess)),
                          ('join', lambda: bench_join(res, sess)),

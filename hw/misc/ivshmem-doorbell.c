@@ -44,12 +44,14 @@
 #include "system/kvm.h"
 #include "trace.h"
 
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 
 #define IVSHMEM_DOORBELL_MAX_VECTORS    1024
 #define IVSHMEM_DEFAULT_SETUP_TIMEOUT   5000    /* ms */
 #define IVSHMEM_MAX_SETUP_TIMEOUT       600000  /* ms */
 #define IVSHMEM_DRAIN_BUDGET            1024    /* messages per wakeup */
+#define IVSHMEM_FD_BURST                256     /* see grow_fd_table */
 
 OBJECT_DECLARE_SIMPLE_TYPE(IvshmemDoorbellState, IVSHMEM_DOORBELL)
 
@@ -434,23 +436,42 @@ static bool ivshmem_map_shm(IvshmemDoorbellState *s, int fd, Error **errp)
     return true;
 }
 
+/* Messages the server has already queued on the socket, or 0. */
+static int ivshmem_queued_msgs(IvshmemDoorbellState *s)
+{
+    Chardev *chr = qemu_chr_fe_get_driver(&s->chr);
+    SocketChardev *sc = chr ? SOCKET_CHARDEV(chr) : NULL;
+    int bytes;
+
+    if (!sc || !sc->sioc || ioctl(sc->sioc->fd, FIONREAD, &bytes) < 0) {
+        return 0;
+    }
+    return bytes / IVSHMEM_MSG_SIZE;
+}
+
 /*
  * Make room in the fd table for the fds the server is sending.  The
  * kernel doubles a process's fd table when an fd does not fit, and in a
  * process with threads each growth waits for an RCU grace period (10 to
  * 20 ms each on the machine that measured it): 1024 peers of 8 vectors
- * took seven of them, most of realize.  Growing it sixteenfold at a time,
- * by taking an fd that high and giving it back at once, takes two.  Only
- * a speed-up: when the fd limit is in the way, the kernel grows the table
- * as it needs to anyway.
+ * took seven growths, most of realize.  When the server has a burst of
+ * messages queued for us (each may carry an fd), grow the table to 32
+ * times the fd at hand in one step, by taking an fd that high and giving
+ * it back at once.  A small setup, which may need no growth at all, is
+ * left alone.  Only a speed-up: when the fd limit is in the way, the
+ * kernel grows the table as it needs to anyway.
  */
 static void ivshmem_grow_fd_table(IvshmemDoorbellState *s, int fd)
 {
-    int64_t want = (int64_t)fd * 16;
+    int64_t want = (int64_t)fd * 32;
     struct rlimit rl;
     int high;
 
     if (fd < s->fd_room) {
+        return;
+    }
+    if (ivshmem_queued_msgs(s) < IVSHMEM_FD_BURST) {
+        s->fd_room = fd + IVSHMEM_FD_BURST;     /* look again later */
         return;
     }
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {

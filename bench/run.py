@@ -32,22 +32,25 @@ raw numbers and one PNG plot per benchmark (gnuplot) into BUILDDIR/bench/.
             wall time, and the time until the device holds every peer
             eventfd (the base processes peers asynchronously after
             device_add).  BARs are not mapped yet (no guest ran).
-  join      N simulated peers join OUR server while a test guest (TCG)
-            runs with ivshmem-doorbell on it (BARs mapped, MSI-X on, the
-            guest waiting): the time until that QEMU holds every new
-            eventfd, next to the time the simulated peers themselves need
-            to join (the same for both QEMUs: server and peers only).
-            Here each ioeventfd lands in the guest's address space.
+  join      peer connects: N simulated peers join OUR server while a
+            QEMU with ivshmem-doorbell on it is connected, its BARs mapped
+            and memory decoding on (programmed over QEMU's qtest protocol,
+            so no guest code and no guest timer runs in the main loop):
+            QEMU's main-thread CPU to take in the N peers (each ioeventfd
+            the base registers lands in the address space), the time
+            until it holds every new eventfd, and the time the peers
+            themselves need to join (the same for both QEMUs: server and
+            peers only, it bounds the wall time).  Once with the qtest
+            accelerator, once under KVM (vCPU stopped), where every
+            ioeventfd is also a KVM registration.
   rtt       doorbell round trips under TCG: host peer to guest
             (bench/hostping.c against the test guest's pong role; per-trip
             times) and guest to guest (ping/pong test guests; ping runs with
             rtt=1 and times every trip with its TSC, from its doorbell write
             to the answer interrupt, and reports median and 99th percentile
             per run: "rtt: n N median NS p99 NS max NS ns").
-            "realize", "join" and "rtt" use OUR server for both QEMUs; for
-            the base QEMU with --no-setup-marker wherever another peer can
-            join after it (the base device frees the slot of the marker's
-            ID and writes into it when that peer joins: heap corruption).
+            "realize", "join" and "rtt" use OUR server, in its default
+            configuration (no setup-end marker), for both QEMUs.
 
 Environment (modest defaults; all waits are bounded):
   BENCH_ONLY          benchmarks to run, e.g. "floor,rtt" (default: all);
@@ -65,6 +68,8 @@ Environment (modest defaults; all waits are bounded):
                       there too, as no guest code runs)
   BENCH_JOIN_N        simulated peers for "join" ("256 1024")
   BENCH_JOIN_V        vector counts for "join" ("8")
+  BENCH_JOIN_ACCEL    accelerators for "join" ("qtest kvm"; kvm is
+                      reported as an error where /dev/kvm does not work)
   BENCH_MSGS          messages per rtt run (2000)
   BENCH_RUNS          rtt runs per QEMU (3)
 
@@ -108,7 +113,7 @@ def env_list(name, default):
 ONLY = os.environ.get('BENCH_ONLY',
                       'floor,fdfloor,peers,realize,join,rtt').split(',')
 NEED_QEMU = ('peers', 'realize', 'join', 'rtt')
-NEED_GUEST = ('join', 'rtt')
+NEED_GUEST = ('rtt',)
 FLOOR_N = int(os.environ.get('BENCH_FLOOR_N', '20000'))
 PEERS_N = env_list('BENCH_PEERS_N', '64 256 1024 4096')
 PEER_TIMEOUT = int(os.environ.get('BENCH_PEER_TIMEOUT', '3'))
@@ -119,6 +124,7 @@ FDFLOOR_REPS = 5
 ACCEL = os.environ.get('BENCH_ACCEL', 'tcg')
 JOIN_N = env_list('BENCH_JOIN_N', '256 1024')
 JOIN_V = env_list('BENCH_JOIN_V', '8')
+JOIN_ACCEL = os.environ.get('BENCH_JOIN_ACCEL', 'qtest kvm').split()
 MSGS = int(os.environ.get('BENCH_MSGS', '2000'))
 RUNS = int(os.environ.get('BENCH_RUNS', '3'))
 
@@ -216,16 +222,14 @@ def wait_listening(sock, proc, deadline=10.0):
     raise RuntimeError('%s is not listening on %s' % (proc.name, sock))
 
 
-def start_server(sess, impl, sock, vectors, size='1M', marker=True):
-    """OUR server for impl 'ours', the base's for 'base'.  marker=False:
-    ours without the setup-end marker, which the base's device mishandles
-    (it frees the slot of the marker's ID, a use-after-free when a peer
-    with that ID joins later), so every base QEMU gets marker=False."""
+def start_server(sess, impl, sock, vectors, size='1M'):
+    """OUR server for impl 'ours', the base's for 'base'.  Ours runs as
+    configured by default: without the setup-end marker, which the base's
+    device mishandles (it frees the slot of the marker's ID, a
+    use-after-free when a peer with that ID joins later)."""
     exe = os.path.join(IMPL[impl], 'contrib/ivshmem-server/ivshmem-server')
     if impl == 'ours':
         argv = [exe, '-S', sock, '-l', size, '-n', str(vectors)]
-        if not marker:
-            argv.append('--no-setup-marker')
     else:
         name = 'ivshmem-bench-%d-%d' % (os.getpid(), len(sess.shm_names))
         sess.shm_names.append(name)
@@ -529,10 +533,8 @@ def realize_once(sess, impl, sock, n, vectors, others):
 
 
 def bench_realize(res, sess):
-    """Per (vectors, N): one server (ours, with its setup-end marker) and
-    one set of simulated peers, shared by every repetition on both QEMUs.
-    The marker is harmless to the base here: the QEMU is the last to join,
-    so no peer ever joins with the marker's ID while a base device lives."""
+    """Per (vectors, N): one server (ours) and one set of simulated peers,
+    shared by every repetition on both QEMUs."""
     res['realize'] = {}
     for vectors in REALIZE_V:
         for n in REALIZE_N:
@@ -607,27 +609,92 @@ def guest_argv(sess, impl, name, append, sock, vectors):
             '-device', 'ivshmem-doorbell,chardev=ivs,vectors=%d' % vectors]
 
 
-def join_once(sess, impl, n, vectors):
-    """n simulated peers join a server whose other peer is a running test
-    guest (BARs mapped, MSI-X on): seconds until that QEMU holds all their
-    eventfds, and the peers' own total join time."""
+class QTest:
+    """QEMU's qtest protocol, on a socket QEMU connects to: a command line
+    gets one "OK ..." line back (asynchronous "IRQ ..." lines skipped)."""
+
+    def __init__(self, listener, proc, deadline=15.0):
+        end = time.monotonic() + deadline
+        listener.settimeout(0.05)
+        while True:
+            try:
+                self.sock, _ = listener.accept()
+                break
+            except socket.timeout:
+                if proc.poll() is not None or time.monotonic() > end:
+                    raise RuntimeError('QEMU did not connect to qtest (see '
+                                       'its log)')
+        self.sock.settimeout(deadline)
+        self.f = self.sock.makefile('rw')
+
+    def cmd(self, line):
+        self.f.write(line + '\n')
+        self.f.flush()
+        while True:
+            reply = self.f.readline()
+            if not reply:
+                raise RuntimeError('qtest connection closed at ' + line)
+            w = reply.split()
+            if w and w[0] == 'IRQ':
+                continue
+            if not w or w[0] != 'OK':
+                raise RuntimeError('qtest: %s: %s' % (line, reply.strip()))
+            return w[1] if len(w) > 1 else None
+
+    def pci_write(self, slot, offset, value, size=4):
+        """Config space of bus 0, function 0 of @slot, by ports 0xcf8/cfc."""
+        self.cmd('outl 0xcf8 0x%x' % (0x80000000 | slot << 11 | offset & ~3))
+        self.cmd('%s 0x%x 0x%x' % ({4: 'outl', 2: 'outw'}[size],
+                                   0xcfc + (offset & 3), value))
+
+
+JOIN_SLOT = 4
+JOIN_BAR0 = 0xc0000000          # registers
+JOIN_BAR1 = 0xc0001000          # MSI-X
+JOIN_BAR2 = 0xc0100000          # the 1 MiB of shared memory, 64-bit BAR
+
+
+def join_vm(sess, impl, sock, vectors, accel):
+    """A QEMU on the server at sock, its doorbell's BARs mapped by qtest."""
+    qpath = sess.path('join.qtest')
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(qpath)
+    listener.listen(1)
+    argv = [os.path.join(IMPL[impl], 'qemu-system-x86_64'), '-M', 'q35',
+            '-nodefaults', '-display', 'none', '-qtest', 'unix:' + qpath,
+            '-chardev', 'socket,id=ivs,path=' + sock,
+            '-device', 'ivshmem-doorbell,chardev=ivs,vectors=%d,addr=%d' % (
+                vectors, JOIN_SLOT)]
+    if accel == 'kvm':
+        argv += ['-accel', 'kvm', '-S']
+    vm = sess.spawn(argv, 'join-qemu')
+    try:
+        qt = QTest(listener, vm)
+    finally:
+        listener.close()
+        os.unlink(qpath)
+    qt.pci_write(JOIN_SLOT, 0x10, JOIN_BAR0)
+    qt.pci_write(JOIN_SLOT, 0x14, JOIN_BAR1)
+    qt.pci_write(JOIN_SLOT, 0x18, JOIN_BAR2)
+    qt.pci_write(JOIN_SLOT, 0x1c, 0)
+    qt.pci_write(JOIN_SLOT, 0x04, 0x0006, 2)    # memory space, bus master
+    # INTRMASK is plain storage on both devices: proof that BAR0 is mapped.
+    qt.cmd('writel 0x%x 0x5a5a5a5a' % JOIN_BAR0)
+    if int(qt.cmd('readl 0x%x' % JOIN_BAR0), 16) != 0x5a5a5a5a:
+        raise RuntimeError('BAR0 of the %s device is not mapped' % impl)
+    return vm, qt
+
+
+def join_once(sess, impl, n, vectors, accel):
+    """n simulated peers join a server whose other peer is a QEMU with its
+    doorbell's BARs mapped: (seconds until that QEMU holds all their
+    eventfds, the peers' own total join time, QEMU main-thread CPU ms)."""
     sock = sess.path('join.sock')
-    srv = start_server(sess, 'ours', sock, vectors, marker=impl == 'ours')
+    srv = start_server(sess, 'ours', sock, vectors)
+    vm = peers = None
     try:
-        os.unlink(sess.path('join.serial'))
-    except FileNotFoundError:
-        pass
-    vm = sess.spawn(guest_argv(sess, impl, 'join',
-                               'mode=doorbell role=pong count=1 vectors=%d '
-                               'timeout=200' % vectors, sock, vectors),
-                    'join')
-    peers = None
-    try:
-        end = time.monotonic() + 30
-        while 'own id' not in open_text(sess.path('join.serial')):
-            if vm.poll() is not None or time.monotonic() > end:
-                raise RuntimeError('the guest did not come up')
-            time.sleep(0.01)
+        vm, qt = join_vm(sess, impl, sock, vectors, accel)
+        settle([srv.pid, vm.pid])
         fd_dir = '/proc/%d/fd' % vm.pid
         want = count_eventfds(vm.pid) + n * vectors
         want_all = len(os.listdir(fd_dir)) + n * vectors
@@ -638,7 +705,7 @@ def join_once(sess, impl, n, vectors):
                            'peers', stdout=subprocess.PIPE,
                            stdin=subprocess.PIPE)
         end = t0 + 60 + n * n * vectors * 40e-6
-        t_vm = t_peers = cpu = None
+        t_vm = t_peers = None
         while t_vm is None or t_peers is None:
             tc = time.monotonic()
             if tc > end:
@@ -649,7 +716,6 @@ def join_once(sess, impl, n, vectors):
             if (t_vm is None and len(os.listdir(fd_dir)) >= want_all and
                     count_eventfds(vm.pid) >= want):
                 t_vm = tc - t0
-                cpu = main_cpu_ms(vm.pid) - cpu0
             while t_peers is None:
                 line = readline_until(peers, 0.002)
                 if line is None:
@@ -659,11 +725,15 @@ def join_once(sess, impl, n, vectors):
                 if line.startswith('total'):        # their own join time
                     t_peers = int(line.split()[1]) / 1e6
             time.sleep(0.005)
+        settle([vm.pid])
+        cpu = main_cpu_ms(vm.pid) - cpu0 if t_vm else None
+        qt.cmd('readl 0x%x' % JOIN_BAR0)            # still answering
         return t_vm, t_peers, cpu
     finally:
         if peers:
             stop_peers(sess, peers)
-        sess.stop(vm)
+        if vm:
+            sess.stop(vm)
         sess.stop(srv)
 
 
@@ -677,32 +747,37 @@ def open_text(path):
 
 def bench_join(res, sess):
     res['join'] = {}
-    for vectors in JOIN_V:
-        for n in JOIN_N:
-            for impl in ('ours', 'base'):
-                try:
-                    t_vm, t_peers, cpu = join_once(sess, impl, n, vectors)
-                    err = None if t_vm else 'not all eventfds in time'
-                except (RuntimeError, subprocess.TimeoutExpired,
-                        OSError) as e:
-                    t_vm = t_peers = cpu = None
-                    err = str(e)
-                res['join'][(impl, vectors, n)] = (t_vm, t_peers, cpu, err)
-                log('join %s vectors=%d N=%d: QEMU has all peer eventfds '
-                    'after %s s (main thread CPU %s ms), the peers '
-                    'themselves joined in %s s%s' % (
-                        impl, vectors, n,
-                        '%.2f' % t_vm if t_vm else '-',
-                        '%.0f' % cpu if cpu is not None else '-',
-                        '%.2f' % t_peers if t_peers else '-',
-                        ' ERROR ' + err if err else ''))
+    for accel in JOIN_ACCEL:
+        for vectors in JOIN_V:
+            for n in JOIN_N:
+                for impl in ('ours', 'base'):
+                    join_point(res, sess, accel, impl, vectors, n)
+
+
+def join_point(res, sess, accel, impl, vectors, n):
+        try:
+            t_vm, t_peers, cpu = join_once(sess, impl, n, vectors,
+                                           accel)
+            err = None if t_vm else 'not all eventfds in time'
+        except (RuntimeError, subprocess.TimeoutExpired,
+                OSError) as e:
+            t_vm = t_peers = cpu = None
+            err = str(e)
+        res['join'][(accel, impl, vectors, n)] = (t_vm, t_peers, cpu, err)
+        log('join %s %s vectors=%d N=%d: QEMU has all peer eventfds '
+            'after %s s (main thread CPU %s ms), the peers '
+            'themselves joined in %s s%s' % (
+                accel, impl, vectors, n,
+                '%.2f' % t_vm if t_vm else '-',
+                '%.0f' % cpu if cpu is not None else '-',
+                '%.2f' % t_peers if t_peers else '-',
+                ' ERROR ' + err if err else ''))
 
 
 def rtt_host(sess, impl, vectors=2):
     """Host peer <-> guest pong: per-trip times in us."""
     sock = sess.path('rtt.sock')
-    srv = start_server(sess, 'ours', sock, vectors,
-                       marker=impl == 'ours')
+    srv = start_server(sess, 'ours', sock, vectors)
     hp = sess.spawn([os.path.join(BIN, 'hostping'), sock, str(vectors),
                      str(MSGS), '30'], 'hostping', stdout=subprocess.PIPE)
     guest = sess.spawn(guest_argv(sess, impl, 'pong',
@@ -726,8 +801,7 @@ def rtt_guests(sess, impl, vectors=2):
     """Guest ping <-> guest pong: (median, p99) of the round trips in us,
     as the ping guest measured them (rtt=1)."""
     sock = sess.path('rtt.sock')
-    srv = start_server(sess, 'ours', sock, vectors,
-                       marker=impl == 'ours')
+    srv = start_server(sess, 'ours', sock, vectors)
     common = 'mode=doorbell count=%d vectors=%d timeout=30 rtt=1' % (
         MSGS, vectors)
     for role in ('ping', 'pong'):       # no stale console from a last run
@@ -871,21 +945,21 @@ def table(res):
         if cpu:
             add('realize', 'v=%d N=%d main CPU' % (v, n), impl, median(cpu),
                 max(cpu), 'ms', median(bcpu) if bcpu else None)
-    for (impl, v, n), (t_vm, t_peers, cpu, err) in sorted(
+    for (accel, impl, v, n), (t_vm, t_peers, cpu, err) in sorted(
             res.get('join', {}).items(),
-            key=lambda kv: (kv[0][1], kv[0][2], kv[0][0] != 'ours')):
-        base = res['join'].get(('base', v, n))
+            key=lambda kv: (kv[0][0], kv[0][2], kv[0][3], kv[0][1] != 'ours')):
+        base = res['join'].get((accel, 'base', v, n))
+        case = '%s v=%d N=%d' % (accel, v, n)
         if err and not t_vm:
-            rows.append(('join', 'v=%d N=%d' % (v, n), impl, 'ERROR', '',
-                         '', '', ''))
-            notes.append('join %s v=%d N=%d: %s' % (impl, v, n, err))
+            rows.append(('join', case, impl, 'ERROR', '', '', '', ''))
+            notes.append('join %s %s: %s' % (impl, case, err))
             continue
-        add('join', 'v=%d N=%d QEMU has all' % (v, n), impl, t_vm, None,
-            's', base[0] if base else None)
-        add('join', 'v=%d N=%d QEMU main CPU' % (v, n), impl, cpu, None,
-            'ms', base[2] if base else None)
-        add('join', 'v=%d N=%d peers alone' % (v, n), impl, t_peers, None,
-            's', base[1] if base else None)
+        add('join', case + ' main CPU', impl, cpu, None, 'ms',
+            base[2] if base else None)
+        add('join', case + ' QEMU has all', impl, t_vm, None, 's',
+            base[0] if base else None)
+        add('join', case + ' peers alone', impl, t_peers, None, 's',
+            base[1] if base else None)
     for impl, (trips, err) in sorted(res.get('rtt_host', {}).items(),
                                      key=lambda kv: kv[0] != 'ours'):
         base = res['rtt_host'].get('base', ([], None))[0]
@@ -977,22 +1051,24 @@ def plots(res):
                     ', '.join(plot)))
     if res.get('join'):
         plot = []
-        for impl in ('ours', 'base'):
-            for v in JOIN_V:
-                rows = ['%d %g %g' % (n, res['join'][(impl, v, n)][2],
-                                      res['join'][(impl, v, n)][0])
-                        for n in JOIN_N
-                        if res['join'].get((impl, v, n), [None] * 3)[2]]
-                if rows:
-                    name = 'join-%s-v%d.dat' % (impl, v)
-                    write_data(name, rows)
-                    plot.append("'%s' using 1:2 with linespoints lw 2 title "
-                                "'%s vectors=%d'" % (name, impl, v))
+        for accel in JOIN_ACCEL:
+            for impl in ('ours', 'base'):
+                for v in JOIN_V:
+                    got = [(n, res['join'].get((accel, impl, v, n)))
+                           for n in JOIN_N]
+                    rows = ['%d %g %g' % (n, r[2], r[0]) for n, r in got
+                            if r and r[2] is not None]
+                    if rows:
+                        name = 'join-%s-%s-v%d.dat' % (accel, impl, v)
+                        write_data(name, rows)
+                        plot.append("'%s' using 1:2 with linespoints lw 2 "
+                                    "title '%s %s vectors=%d'" % (
+                                        name, impl, accel, v))
         if plot:
             scripts['join'] = term + (
-                "set output 'join.png'\nset title 'N peers join while a "
-                "TCG guest runs: QEMU main-thread CPU to take them in'\n"
-                "set xlabel 'peers joining'\nset ylabel 'CPU ms'\n"
+                "set output 'join.png'\nset title 'N peers join a QEMU "
+                "whose doorbell BARs are mapped: main-thread CPU to take "
+                "them in'\nset xlabel 'peers joining'\nset ylabel 'CPU ms'\n"
                 "set logscale xy\nset grid\nset key left top\n"
                 "plot " + ', '.join(plot) + '\n')
     if res.get('rtt_host'):
@@ -1038,9 +1114,8 @@ def main():
                            timeout=30).stdout.splitlines()[0]
         log('%s: %s (%s)' % (impl, v, d))
     if need_qemu:
-        log('servers: "peers" runs each QEMU\'s own server; "realize" and '
-            '"rtt" use OUR server for both QEMUs, with --no-setup-marker for '
-            'the base')
+        log('servers: "peers" runs each QEMU\'s own server; "realize", '
+            '"join" and "rtt" use OUR server for both QEMUs')
     res = {}
     sess = Session()
     try:

@@ -26,6 +26,8 @@
  */
 
 #include "qemu/osdep.h"
+#include <sys/ioctl.h>
+#include <sys/resource.h>
 #include "qapi/error.h"
 #include "chardev/char-fe.h"
 #include "chardev/char-socket.h"
@@ -44,14 +46,14 @@
 #include "system/kvm.h"
 #include "trace.h"
 
-#include <sys/ioctl.h>
-#include <sys/resource.h>
-
 #define IVSHMEM_DOORBELL_MAX_VECTORS    1024
 #define IVSHMEM_DEFAULT_SETUP_TIMEOUT   5000    /* ms */
 #define IVSHMEM_MAX_SETUP_TIMEOUT       600000  /* ms */
 #define IVSHMEM_DRAIN_BUDGET            1024    /* messages per wakeup */
-#define IVSHMEM_FD_BURST                256     /* see grow_fd_table */
+/* A large setup grows the fd table at once: ivshmem_grow_fd_table() */
+#define IVSHMEM_FD_BURST                128     /* queued messages */
+#define IVSHMEM_FD_GROWTH               32      /* times the fd at hand */
+#define IVSHMEM_FD_GROWTH_MAX           65536   /* more fds, at most */
 
 OBJECT_DECLARE_SIMPLE_TYPE(IvshmemDoorbellState, IVSHMEM_DOORBELL)
 
@@ -118,7 +120,7 @@ struct IvshmemDoorbellState {
     QEMUBH *server_lost_bh;
     bool server_lost;
 
-    int fd_room;                /* the fd table holds fds below this */
+    int fd_room;                /* check the fd table again at this fd */
 
     uint32_t migrated_id;       /* the source's ID, in the early section */
 };
@@ -210,8 +212,11 @@ static void ivshmem_sync_ioeventfds(void *opaque)
         uint32_t v = IVSHMEM_DOORBELL_VECTOR(val);
         IvshmemVector *vec;
 
-        /* The peer may have gone, or come back, since it was rung. */
-        if (!peer || v >= peer->nvectors) {
+        /*
+         * The peer may have gone since it was rung, or come back under
+         * the same ID with new eventfds that nobody rang yet.
+         */
+        if (!peer || v >= peer->nvectors || !peer->vectors[v].queued) {
             continue;
         }
         vec = &peer->vectors[v];
@@ -236,7 +241,9 @@ static void ivshmem_peer_remove(IvshmemDoorbellState *s, IvshmemPeer *peer)
     memory_region_transaction_begin();
     removed = ivshmem_peer_del_ioeventfds(s, peer);
     memory_region_transaction_commit();
-    trace_ivshmem_doorbell_ioeventfds(s, 0, removed);
+    if (removed) {
+        trace_ivshmem_doorbell_ioeventfds(s, 0, removed);
+    }
     g_hash_table_remove(s->peers, GUINT_TO_POINTER(peer->id));
     ivshmem_peer_free(s, peer);
 }
@@ -455,15 +462,17 @@ static int ivshmem_queued_msgs(IvshmemDoorbellState *s)
  * process with threads each growth waits for an RCU grace period (10 to
  * 20 ms each on the machine that measured it): 1024 peers of 8 vectors
  * took seven growths, most of realize.  When the server has a burst of
- * messages queued for us (each may carry an fd), grow the table to 32
- * times the fd at hand in one step, by taking an fd that high and giving
- * it back at once.  A small setup, which may need no growth at all, is
- * left alone.  Only a speed-up: when the fd limit is in the way, the
- * kernel grows the table as it needs to anyway.
+ * messages queued for us (each may carry an fd), grow the table to
+ * IVSHMEM_FD_GROWTH times the fd at hand (at most IVSHMEM_FD_GROWTH_MAX
+ * more) in one step, by taking an fd that high and giving it back at once.
+ * A small setup, which may need no growth at all, is left alone; so is
+ * everything on a kernel whose socket buffer holds fewer messages.  Only a
+ * speed-up: the kernel grows the table as it needs to anyway.
  */
 static void ivshmem_grow_fd_table(IvshmemDoorbellState *s, int fd)
 {
-    int64_t want = (int64_t)fd * 32;
+    int64_t want = MIN((int64_t)fd * IVSHMEM_FD_GROWTH,
+                       (int64_t)fd + IVSHMEM_FD_GROWTH_MAX);
     struct rlimit rl;
     int high;
 
@@ -471,7 +480,8 @@ static void ivshmem_grow_fd_table(IvshmemDoorbellState *s, int fd)
         return;
     }
     if (ivshmem_queued_msgs(s) < IVSHMEM_FD_BURST) {
-        s->fd_room = fd + IVSHMEM_FD_BURST;     /* look again later */
+        /* Look again later. */
+        s->fd_room = MIN((int64_t)fd + IVSHMEM_FD_BURST, INT_MAX);
         return;
     }
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {

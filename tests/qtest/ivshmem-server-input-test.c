@@ -469,7 +469,7 @@ static void test_garbage_after_realize(const void *opaque)
     booted_free(b);
 }
 
-/* Lines of the log file @path that contain @what. */
+/* How often @what occurs in the log file @path. */
 static int log_count(const char *path, const char *what)
 {
     g_autofree char *text = NULL;
@@ -507,9 +507,9 @@ static void test_ioeventfd_on_first_ring(const void *opaque)
 {
     bool ioeventfd = GPOINTER_TO_INT(opaque);
     g_autofree char *log = ivs_shm_path("trace");
-    g_autofree char *args = g_strdup_printf("-trace ivshmem_doorbell_ring "
-                                            "-trace ivshmem_doorbell_ioeventfds "
-                                            "-D %s", log);
+    g_autofree char *args =
+        g_strdup_printf("-trace ivshmem_doorbell_ring "
+                        "-trace ivshmem_doorbell_ioeventfds -D %s", log);
     g_autofree char *ring1 = g_strdup_printf("peer %d vector 1", PEER_ID);
     g_autofree char *ring0 = g_strdup_printf("peer %d vector 0", PEER_ID);
     Booted *b = boot_with_fake(false, 2, ioeventfd ? "" : ",ioeventfd=off",
@@ -524,6 +524,17 @@ static void test_ioeventfd_on_first_ring(const void *opaque)
     for (int i = 0; i < 6; i++) {
         ivs_doorbell(b->dev, PEER_ID, 1);
         g_assert_cmpuint(ivs_eventfd_take(fd1), ==, 1);
+        /*
+         * The first write goes through the handler either way, whose
+         * trace line is flushed before the write returns, unless QEMU
+         * was built without the "log" trace backend.
+         */
+        if (i == 0 && !log_count(log, ring1)) {
+            booted_free(b);
+            ivs_remove_path(log);
+            g_test_skip("QEMU was built without the log trace backend");
+            return;
+        }
         if (i == 0 && ioeventfd) {
             log_wait(log, "added 1 removed 0", 1);
         }

@@ -27,6 +27,8 @@ for rev in $(git -C "$work" rev-list --reverse base..HEAD); do
     subject=$(git -C "$work" log -1 --format=%s "$rev")
     git -C "$work" checkout -q "$rev"
     "$top/scripts/configure-qemu.sh" "$work" "$obj"
+    # Regenerate first: the build graph may still be that of another commit.
+    ninja -C "$obj" build.ninja > "$obj.log" 2>&1 || true
     # Whatever ivshmem programs this commit has, plus the emulator.
     targets="qemu-system-x86_64 $(ninja -C "$obj" -t targets all |
         awk -F': ' '$2 == "c_LINKER" && $1 ~ /ivshmem/ { print $1 }')"

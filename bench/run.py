@@ -853,21 +853,28 @@ def rtt_guests(sess, impl, vectors=2):
 
 
 def bench_rtt(res, sess):
-    res['rtt_host'], res['rtt_guest'] = {}, {}
-    for impl in ('ours', 'base'):
-        trips, runs, err = [], [], None
-        for _ in range(RUNS):
+    """RUNS rounds; each round runs both QEMUs, which one first alternating,
+    so that neither always runs right after the heavier benchmarks or in
+    the same phase of the machine's background load."""
+    got = {impl: ([], [], None) for impl in ('ours', 'base')}
+    for r in range(RUNS):
+        for impl in ('ours', 'base') if r % 2 == 0 else ('base', 'ours'):
+            trips, runs, err = got[impl]
+            if err:
+                continue
             try:
                 trips += rtt_host(sess, impl)
                 runs.append(rtt_guests(sess, impl))
             except (RuntimeError, subprocess.TimeoutExpired, OSError) as e:
-                err = str(e)
-                break
+                got[impl] = (trips, runs, str(e))
+    res['rtt_host'], res['rtt_guest'] = {}, {}
+    for impl in ('ours', 'base'):
+        trips, runs, err = got[impl]
         res['rtt_host'][impl] = (trips, err)
         res['rtt_guest'][impl] = (runs, err)
         log('rtt %s: host<->guest median %.1f us over %d trips; '
             'guest<->guest median/p99 per run %s us%s' % (
-                impl, median(trips), len(trips),
+                impl, median(trips) if trips else float('nan'), len(trips),
                 ' '.join('%.1f/%.1f' % r for r in runs),
                 ' ERROR ' + err if err else ''))
         write_data('rtt-host-%s.dat' % impl,

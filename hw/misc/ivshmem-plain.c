@@ -18,7 +18,6 @@
 #include "migration/vmstate.h"
 #include "qemu/module.h"
 #include "system/hostmem.h"
-#include "trace.h"
 
 OBJECT_DECLARE_SIMPLE_TYPE(IvshmemPlainState, IVSHMEM_PLAIN)
 
@@ -31,6 +30,8 @@ struct IvshmemPlainState {
 static bool ivshmem_plain_check_memdev(IvshmemPlainState *s,
                                        const char *name, Error **errp)
 {
+    ERRP_GUARD();
+
     if (host_memory_backend_is_mapped(s->hostmem)) {
         error_setg(errp, "memdev '%s' is already in use by another device",
                    name);
@@ -51,10 +52,10 @@ static bool ivshmem_plain_check_memdev(IvshmemPlainState *s,
 
 static void ivshmem_plain_realize(PCIDevice *pdev, Error **errp)
 {
+    ERRP_GUARD();
     IvshmemPlainState *s = IVSHMEM_PLAIN(pdev);
     g_autofree char *name = NULL;
     g_autofree char *desc = NULL;
-    MemoryRegion *mr;
 
     if (!s->hostmem) {
         error_setg(errp, "property 'memdev' is required");
@@ -67,10 +68,10 @@ static void ivshmem_plain_realize(PCIDevice *pdev, Error **errp)
         return;
     }
 
-    mr = host_memory_backend_get_memory(s->hostmem);
     desc = g_strdup_printf("memdev '%s'", name);
-    if (!ivshmem_common_realize(IVSHMEM_COMMON(s), mr, memory_region_get_fd(mr),
-                                desc, true, NULL, errp)) {
+    if (!ivshmem_common_realize(IVSHMEM_COMMON(s),
+                                host_memory_backend_get_memory(s->hostmem),
+                                &ivshmem_reg_ops, desc, errp)) {
         return;
     }
     host_memory_backend_set_mapped(s->hostmem, true);
@@ -85,18 +86,15 @@ static void ivshmem_plain_exit(PCIDevice *pdev)
     host_memory_backend_set_mapped(s->hostmem, false);
 }
 
-static void ivshmem_plain_reset(DeviceState *dev)
-{
-    ivshmem_common_reset(IVSHMEM_COMMON(dev));
-}
-
+/* The original device's section, field for field. */
 static const VMStateDescription vmstate_ivshmem_plain = {
     .name = TYPE_IVSHMEM_PLAIN,
-    .version_id = 1,
-    .minimum_version_id = 1,
+    .version_id = 0,
+    .minimum_version_id = 0,
     .fields = (const VMStateField[]) {
-        VMSTATE_STRUCT(parent_obj, IvshmemPlainState, 1,
-                       vmstate_ivshmem_registers, IvshmemState),
+        VMSTATE_PCI_DEVICE(parent_obj, IvshmemState),
+        VMSTATE_UINT32(intrstatus, IvshmemState),
+        VMSTATE_UINT32(intrmask, IvshmemState),
         VMSTATE_END_OF_LIST()
     },
 };
@@ -113,8 +111,10 @@ static void ivshmem_plain_class_init(ObjectClass *klass, void *data)
 
     k->realize = ivshmem_plain_realize;
     k->exit = ivshmem_plain_exit;
-    device_class_set_legacy_reset(dc, ivshmem_plain_reset);
     device_class_set_props(dc, ivshmem_plain_properties);
+    object_class_property_set_description(klass, "memdev",
+        "ID of the memory backend (share=on, power-of-two size) whose "
+        "memory becomes BAR2");
     dc->vmsd = &vmstate_ivshmem_plain;
     dc->desc = "Inter-VM shared memory from a memory backend";
 }

@@ -101,8 +101,7 @@ void ivshmem_common_reset_hold(Object *obj, ResetType type)
     s->intrstatus = 0;
 }
 
-static bool ivshmem_check_size(uint64_t size, const char *shm_desc,
-                               Error **errp)
+bool ivshmem_check_size(uint64_t size, const char *shm_desc, Error **errp)
 {
     ERRP_GUARD();
 
@@ -121,15 +120,11 @@ static bool ivshmem_check_size(uint64_t size, const char *shm_desc,
 }
 
 bool ivshmem_common_realize(IvshmemState *s, MemoryRegion *shm,
-                            const MemoryRegionOps *reg_ops,
-                            const char *shm_desc, Error **errp)
+                            const MemoryRegionOps *reg_ops, Error **errp)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
     bool master;
 
-    if (!ivshmem_check_size(memory_region_size(shm), shm_desc, errp)) {
-        return false;
-    }
     /*
      * auto: the first peer of a server, and every ivshmem-plain.  Like
      * the original device, the answer replaces "auto" in the property.
@@ -142,8 +137,9 @@ bool ivshmem_common_realize(IvshmemState *s, MemoryRegion *shm,
         vmstate_register_ram(shm, DEVICE(s));
     } else {
         error_setg(&s->migration_blocker,
-                   "ivshmem device '%s' has master=off, so the shared memory "
-                   "it maps does not migrate with it",
+                   "ivshmem device '%s' has master=off: the shared memory it "
+                   "maps cannot migrate with it; give master=on to the one "
+                   "device that should migrate it, or unplug this one",
                    ivshmem_device_name(s));
         if (migrate_add_blocker(&s->migration_blocker, errp) < 0) {
             return false;

@@ -193,12 +193,30 @@ static void ivshmem_peer_remove(IvshmemDoorbellState *s, IvshmemPeer *peer)
 
 /* Our own vectors: eventfd -> MSI-X */
 
+/*
+ * Take @ov's count if it was rung.  Without blocking, whatever the
+ * eventfd's flags: they belong to a file description the server and every
+ * peer share, so they are not ours to set, and a socket chardev that
+ * receives the eventfd (as a peer's) makes it blocking.
+ */
+static bool ivshmem_vector_take(IvshmemOwnVector *ov)
+{
+    GPollFD pfd = {
+        .fd = event_notifier_get_fd(ov->notifier), .events = G_IO_IN,
+    };
+
+    return qemu_poll_ns(&pfd, 1, 0) > 0 &&
+           event_notifier_test_and_clear(ov->notifier);
+}
+
 static void ivshmem_vector_fired(void *opaque)
 {
     IvshmemOwnVector *ov = opaque;
     PCIDevice *pdev = PCI_DEVICE(ov->s);
 
-    event_notifier_test_and_clear(ov->notifier);
+    if (!ivshmem_vector_take(ov)) {
+        return;
+    }
     trace_ivshmem_doorbell_interrupt(ov->s, ov->vector);
     /* A masked vector gets its pending bit set. */
     if (msix_enabled(pdev)) {
@@ -289,8 +307,7 @@ static void ivshmem_vector_poll(PCIDevice *pdev, unsigned start, unsigned end)
     IvshmemDoorbellState *s = IVSHMEM_DOORBELL(pdev);
 
     for (unsigned v = start; v < end; v++) {
-        if (msix_is_masked(pdev, v) &&
-            event_notifier_test_and_clear(s->own[v].notifier)) {
+        if (msix_is_masked(pdev, v) && ivshmem_vector_take(&s->own[v])) {
             msix_set_pending(pdev, v);
         }
     }
@@ -346,9 +363,6 @@ static void ivshmem_own_vectors_start(IvshmemDoorbellState *s)
         *ov = (IvshmemOwnVector) {
             .s = s, .vector = v, .notifier = &s->self->vectors[v], .virq = -1,
         };
-        /* Ours to read: the poll notifier must not block. */
-        g_unix_set_fd_nonblocking(event_notifier_get_fd(ov->notifier), true,
-                                  NULL);
         msix_vector_use(PCI_DEVICE(s), v);
         ivshmem_vector_watch(ov, true);
     }
@@ -414,13 +428,14 @@ static void ivshmem_reader_reset(IvshmemMsgReader *r)
 static bool ivshmem_peer_msg(IvshmemDoorbellState *s, int64_t msg, int fd,
                              Error **errp)
 {
+    const char *when = qdev_is_realized(DEVICE(s)) ? "" : " during setup";
     IvshmemPeer *peer;
     int v;
 
     if (msg < 0 || msg > IVSHMEM_MAX_PEER_ID) {
         error_setg(errp, "the ivshmem server on chardev '%s' sent invalid "
-                   "message %" PRId64 "%s", ivshmem_chardev_name(s), msg,
-                   fd >= 0 ? " with a file descriptor" : "");
+                   "message %" PRId64 "%s%s", ivshmem_chardev_name(s), msg,
+                   fd >= 0 ? " with a file descriptor" : "", when);
         if (fd >= 0) {
             close(fd);
         }
@@ -434,9 +449,9 @@ static bool ivshmem_peer_msg(IvshmemDoorbellState *s, int64_t msg, int fd,
         return true;
     }
     if (msg == IVSHMEM_COMMON(s)->ivposition) {
-        error_setg(errp, "the ivshmem server on chardev '%s' reported this "
-                   "device (peer %" PRId64 ") as gone",
-                   ivshmem_chardev_name(s), msg);
+        error_setg(errp, "the ivshmem server on chardev '%s' disconnected "
+                   "this device (peer %" PRId64 ")%s",
+                   ivshmem_chardev_name(s), msg, when);
         return false;
     }
     peer = ivshmem_peer_get(s, msg);
@@ -461,17 +476,21 @@ typedef enum IvshmemSetupStep {
 
 static bool ivshmem_map_shm(IvshmemDoorbellState *s, int fd, Error **errp)
 {
+    g_autofree char *desc = g_strdup_printf("the shared memory from chardev "
+                                            "'%s'", ivshmem_chardev_name(s));
     struct stat st;
 
     if (fstat(fd, &st) < 0) {
-        error_setg_errno(errp, errno, "cannot stat the shared memory from "
-                         "chardev '%s'", ivshmem_chardev_name(s));
+        error_setg_errno(errp, errno, "cannot stat %s", desc);
         close(fd);
         return false;
     }
     if (st.st_size <= 0) {
-        error_setg(errp, "the shared memory from chardev '%s' is empty",
-                   ivshmem_chardev_name(s));
+        error_setg(errp, "%s is empty", desc);
+        close(fd);
+        return false;
+    }
+    if (!ivshmem_check_size(st.st_size, desc, errp)) {
         close(fd);
         return false;
     }
@@ -488,15 +507,14 @@ static bool ivshmem_map_shm(IvshmemDoorbellState *s, int fd, Error **errp)
 static bool ivshmem_setup_msg(IvshmemDoorbellState *s, IvshmemSetupStep *step,
                               int64_t msg, int fd, Error **errp)
 {
-    ERRP_GUARD();
-    const char *with_fd = fd >= 0 ? " with a file descriptor" : "";
+    const char *with_fd = fd >= 0 ? " (with a file descriptor)" : "";
 
     switch (*step) {
     case SETUP_VERSION:
         if (msg != IVSHMEM_PROTOCOL_VERSION || fd >= 0) {
             error_setg(errp, "the ivshmem server on chardev '%s' speaks "
-                       "protocol version %" PRId64 "%s, not %d",
-                       ivshmem_chardev_name(s), msg, with_fd,
+                       "protocol version %" PRId64 "%s; this device speaks "
+                       "version %d", ivshmem_chardev_name(s), msg, with_fd,
                        IVSHMEM_PROTOCOL_VERSION);
             break;
         }
@@ -515,15 +533,15 @@ static bool ivshmem_setup_msg(IvshmemDoorbellState *s, IvshmemSetupStep *step,
     case SETUP_SHM:
         if (msg != IVSHMEM_MSG_SHM || fd < 0) {
             error_setg(errp, "the ivshmem server on chardev '%s' sent "
-                       "message %" PRId64 "%s where the shared memory was "
-                       "expected", ivshmem_chardev_name(s), msg, with_fd);
+                       "message %" PRId64 " %s file descriptor where the "
+                       "shared memory was expected", ivshmem_chardev_name(s),
+                       msg, fd >= 0 ? "with a" : "without a");
             break;
         }
         *step = SETUP_VECTORS;
         return ivshmem_map_shm(s, fd, errp);
     case SETUP_VECTORS:
         if (!ivshmem_peer_msg(s, msg, fd, errp)) {
-            error_append_hint(errp, "This happened during the handshake.\n");
             return false;
         }
         s->self = ivshmem_peer_get(s, IVSHMEM_COMMON(s)->ivposition);
@@ -591,9 +609,9 @@ static void ivshmem_setup_timed_out(IvshmemDoorbellState *s,
                "the handshake within %u ms", ivshmem_chardev_name(s),
                s->setup_timeout_ms);
     if (step == SETUP_VECTORS) {
-        error_append_hint(errp, "It sent %u eventfds for this device's "
-                          "vectors, and the device has vectors=%u: set "
-                          "vectors to the server's vector count.\n",
+        error_append_hint(errp, "It sent %u of the %u vectors this device "
+                          "has: set vectors= to the server's vector count "
+                          "(ivshmem-server -n).\n",
                           s->self ? s->self->nvectors : 0, s->vectors);
     }
 }
@@ -700,6 +718,7 @@ static void ivshmem_chr_receive(void *opaque, const uint8_t *buf, int size)
     }
     trace_ivshmem_doorbell_msg(s, msg, fd);
     if (!ivshmem_peer_msg(s, msg, fd, &err)) {
+        error_append_hint(&err, "The device ignored the message.\n");
         warn_report_err(err);
     }
 }
@@ -802,7 +821,6 @@ static void ivshmem_doorbell_realize(PCIDevice *pdev, Error **errp)
     ERRP_GUARD();
     IvshmemDoorbellState *s = IVSHMEM_DOORBELL(pdev);
     IvshmemState *c = IVSHMEM_COMMON(s);
-    g_autofree char *desc = NULL;
     QIOChannelSocket *sioc;
 
     if (!ivshmem_doorbell_check_props(s, errp)) {
@@ -833,10 +851,7 @@ static void ivshmem_doorbell_realize(PCIDevice *pdev, Error **errp)
     if (msix_init_exclusive_bar(pdev, s->vectors, IVSHMEM_MSIX_BAR, errp)) {
         goto fail;
     }
-    desc = g_strdup_printf("the shared memory from chardev '%s'",
-                           ivshmem_chardev_name(s));
-    if (!ivshmem_common_realize(c, &s->shm, &ivshmem_doorbell_reg_ops, desc,
-                                errp)) {
+    if (!ivshmem_common_realize(c, &s->shm, &ivshmem_doorbell_reg_ops, errp)) {
         goto fail;
     }
 

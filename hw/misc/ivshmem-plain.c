@@ -56,6 +56,7 @@ static void ivshmem_plain_realize(PCIDevice *pdev, Error **errp)
     IvshmemPlainState *s = IVSHMEM_PLAIN(pdev);
     g_autofree char *name = NULL;
     g_autofree char *desc = NULL;
+    MemoryRegion *mr;
 
     if (!s->hostmem) {
         error_setg(errp, "property 'memdev' is required");
@@ -68,10 +69,11 @@ static void ivshmem_plain_realize(PCIDevice *pdev, Error **errp)
         return;
     }
 
+    mr = host_memory_backend_get_memory(s->hostmem);
     desc = g_strdup_printf("memdev '%s'", name);
-    if (!ivshmem_common_realize(IVSHMEM_COMMON(s),
-                                host_memory_backend_get_memory(s->hostmem),
-                                &ivshmem_reg_ops, desc, errp)) {
+    if (!ivshmem_check_size(memory_region_size(mr), desc, errp) ||
+        !ivshmem_common_realize(IVSHMEM_COMMON(s), mr, &ivshmem_reg_ops,
+                                errp)) {
         return;
     }
     host_memory_backend_set_mapped(s->hostmem, true);

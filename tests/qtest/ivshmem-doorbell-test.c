@@ -436,38 +436,230 @@ static void test_kvm(const void *opaque)
     ivs_watchdog(0);
 }
 
+/* ---- KVM: irqfds follow MSI-X Enable, reset and unplug ---- */
+
 /*
- * Under KVM, a device with more vectors than the server: unmasking a
- * vector the server gave no eventfd for must not bring QEMU down.
+ * A VM under KVM whose doorbell (vectors=2) got its handshake from a fake
+ * server, which holds the device's own eventfds: the test rings the
+ * device's vectors itself.
  */
-static void test_kvm_more_vectors_than_server(void)
+typedef struct KvmVM {
+    IvsFake *fake;
+    QTestState *qts;
+    QPCIBus *bus;
+    IvsDev *dev;
+} KvmVM;
+
+#define KVM_OWN_ID  1
+
+static KvmVM *kvm_vm_start(void)
 {
-    IvsServer *srv;
-    VM *vms[2];
+    static const int peers[] = { 0 };
+    KvmVM *vm = g_new0(KvmVM, 1);
+
+    vm->fake = ivs_fake_new(SHM_SIZE);
+    ivs_fake_push_handshake(vm->fake, KVM_OWN_ID, peers, 1, 2);
+    ivs_fake_start(vm->fake);
+    /* Paused: the vCPU would run firmware that also uses PCI config. */
+    vm->qts = qtest_initf("-machine pc -nodefaults -accel kvm -S "
+                          "-chardev socket,id=c0,path=%s "
+                          "-device ivshmem-doorbell,id=db0,chardev=c0,"
+                          "vectors=2,addr=%d", ivs_fake_socket(vm->fake),
+                          SLOT);
+    ivs_assert_kvm(vm->qts);
+    vm->bus = ivs_pci_bus(vm->qts);
+    vm->dev = ivs_dev_open(vm->qts, vm->bus, SLOT);
+    return vm;
+}
+
+static void kvm_vm_stop(KvmVM *vm)
+{
+    ivs_dev_close(vm->dev);
+    qpci_free_pc(vm->bus);
+    qtest_quit(vm->qts);
+    ivs_fake_free(vm->fake);
+    g_free(vm);
+}
+
+static int own_eventfd(KvmVM *vm, int v)
+{
+    return ivs_fake_eventfd(vm->fake, KVM_OWN_ID, v);
+}
+
+/*
+ * Whether KVM holds an irqfd on our vector @v: KVM takes the eventfd's
+ * count in the write itself, so the count is gone when write() returns.
+ * (Without an irqfd, QEMU's fd handler takes it later, from its main
+ * loop: this may then see either answer, so only ask it where an irqfd
+ * is expected, or where nothing at all reads the eventfd.)
+ */
+static bool irqfd_attached(KvmVM *vm, int v)
+{
+    ivs_eventfd_signal(own_eventfd(vm, v));
+    return ivs_eventfd_take(own_eventfd(vm, v)) == 0;
+}
+
+static void msix_set_enable(IvsDev *d, bool on)
+{
+    uint8_t cap = qpci_find_capability(d->pdev, PCI_CAP_ID_MSIX, 0);
+    uint16_t val = qpci_config_readw(d->pdev, cap + PCI_MSIX_FLAGS);
+
+    val = on ? val | PCI_MSIX_FLAGS_ENABLE : val & ~PCI_MSIX_FLAGS_ENABLE;
+    qpci_config_writew(d->pdev, cap + PCI_MSIX_FLAGS, val);
+}
+
+/*
+ * The guest enables MSI-X and unmasks: KVM delivers through irqfds.  It
+ * masks a vector: QEMU catches it and sets the pending bit.  It clears
+ * MSI-X Enable with the vectors unmasked: the irqfds must go, or KVM goes
+ * on injecting with MSI-X off.  Observed: with the vector masked and MSI-X
+ * enabled again, a doorbell must set the pending bit.
+ */
+static void test_kvm_msix_enable(void)
+{
+    KvmVM *vm;
 
     if (!ivs_require_kvm()) {
         return;
     }
-    ivs_watchdog(30);
-    srv = server_start(1);
-    if (!srv) {
+    vm = kvm_vm_start();
+    ivs_msix_setup(vm->dev);
+    g_assert_true(irqfd_attached(vm, 0));
+    g_assert_true(irqfd_attached(vm, 1));
+
+    ivs_msix_mask(vm->dev, 1, true);
+    ivs_eventfd_signal(own_eventfd(vm, 1));
+    ivs_msix_wait_pending(vm->dev, 1);
+    /* Unmasking delivers the pending message, then KVM has it again. */
+    ivs_msix_mask(vm->dev, 1, false);
+    ivs_msix_wait(vm->dev, 1);
+    g_assert_true(irqfd_attached(vm, 1));
+
+    msix_set_enable(vm->dev, false);
+    ivs_msix_mask(vm->dev, 0, true);
+    msix_set_enable(vm->dev, true);
+    ivs_eventfd_signal(own_eventfd(vm, 0));
+    ivs_msix_wait_pending(vm->dev, 0);
+    g_assert_false(ivs_msix_fired(vm->dev, 0));
+
+    /* Enabled and unmasked again: back to KVM. */
+    ivs_msix_mask(vm->dev, 0, false);
+    ivs_msix_wait(vm->dev, 0);
+    g_assert_true(irqfd_attached(vm, 0));
+    g_assert_true(irqfd_attached(vm, 1));
+    ivs_assert_alive(vm->qts);
+    kvm_vm_stop(vm);
+}
+
+/*
+ * A reset clears MSI-X Enable without a config write: the irqfds must go
+ * with it, or the next boot gets the old messages.  After the reset every
+ * vector is masked; with MSI-X enabled again, a doorbell sets the pending
+ * bit.
+ */
+static void test_kvm_reset(void)
+{
+    KvmVM *vm;
+
+    if (!ivs_require_kvm()) {
         return;
     }
-    vms[0] = vm_start(srv, 1, "", true);
-    /* Learns the server's count from vms[0]'s run of eventfds. */
-    vms[1] = vm_start(srv, 2, "", true);
-    g_assert_cmpint(vms[1]->dev->vectors, ==, 2);
-    ivs_msix_mask(vms[1]->dev, 1, true);
-    ivs_msix_mask(vms[1]->dev, 1, false);
-    ivs_msix_mask(vms[1]->dev, 0, true);
-    ivs_doorbell(vms[0]->dev, vms[1]->id, 0);
-    ivs_msix_wait_pending(vms[1]->dev, 0);
-    ivs_msix_mask(vms[1]->dev, 0, false);
-    ivs_assert_alive(vms[1]->qts);
-    vm_stop(vms[1]);
-    vm_stop(vms[0]);
-    ivs_server_stop(srv);
-    ivs_watchdog(0);
+    vm = kvm_vm_start();
+    ivs_msix_setup(vm->dev);
+    g_assert_true(irqfd_attached(vm, 0));
+
+    qtest_system_reset(vm->qts);
+    /* The reset cleared the BARs: map them again. */
+    ivs_dev_close(vm->dev);
+    vm->dev = ivs_dev_open(vm->qts, vm->bus, SLOT);
+    qpci_msix_enable(vm->dev->pdev);
+    g_assert_true(qpci_msix_masked(vm->dev->pdev, 0));
+    ivs_eventfd_signal(own_eventfd(vm, 0));
+    ivs_msix_wait_pending(vm->dev, 0);
+
+    ivs_msix_setup(vm->dev);
+    g_assert_true(irqfd_attached(vm, 0));
+    kvm_vm_stop(vm);
+}
+
+/*
+ * Unplug detaches every irqfd, also one that MSI-X Enable cleared behind
+ * it before: afterwards nothing reads the device's eventfds any more.
+ */
+static void test_kvm_unplug(void)
+{
+    KvmVM *vm;
+
+    if (!ivs_require_kvm()) {
+        return;
+    }
+    vm = kvm_vm_start();
+    ivs_msix_setup(vm->dev);
+    g_assert_true(irqfd_attached(vm, 0));
+    g_assert_true(irqfd_attached(vm, 1));
+    msix_set_enable(vm->dev, false);
+
+    qpci_unplug_acpi_device_test(vm->qts, "db0", SLOT);
+    g_assert_true(ivs_fake_client_closed(vm->fake, IVS_TIMEOUT_MS));
+    g_assert_false(irqfd_attached(vm, 0));
+    g_assert_false(irqfd_attached(vm, 1));
+    ivs_assert_alive(vm->qts);
+    kvm_vm_stop(vm);
+}
+
+/*
+ * KVM refuses an irqfd (here: a second one on the same eventfd, which a
+ * server that sends one eventfd to two devices causes): unmasking must not
+ * bring QEMU down; the fd handler keeps serving that vector.
+ */
+static void test_kvm_irqfd_refused(void)
+{
+    static const int peers[] = { 0 };
+    IvsFake *f2;
+    KvmVM *vm;
+    IvsDev *d2;
+    int v;
+
+    if (!ivs_require_kvm()) {
+        return;
+    }
+    vm = g_new0(KvmVM, 1);
+    vm->fake = ivs_fake_new(SHM_SIZE);
+    ivs_fake_push_handshake(vm->fake, KVM_OWN_ID, peers, 1, 2);
+    ivs_fake_start(vm->fake);
+    f2 = ivs_fake_new(SHM_SIZE);
+    ivs_fake_push(f2, IVSHMEM_PROTOCOL_VERSION, IVS_FD_NONE);
+    ivs_fake_push(f2, KVM_OWN_ID, IVS_FD_NONE);
+    ivs_fake_push(f2, IVSHMEM_MSG_SHM, IVS_FD_SHM);
+    for (v = 0; v < 2; v++) {
+        ivs_fake_push_dup(f2, KVM_OWN_ID, own_eventfd(vm, v));
+    }
+    ivs_fake_start(f2);
+    vm->qts = qtest_initf("-machine pc -nodefaults -accel kvm -S "
+                          "-chardev socket,id=c0,path=%s "
+                          "-chardev socket,id=c1,path=%s "
+                          "-device ivshmem-doorbell,chardev=c0,vectors=2,"
+                          "addr=%d "
+                          "-device ivshmem-doorbell,chardev=c1,vectors=2,"
+                          "addr=%d", ivs_fake_socket(vm->fake),
+                          ivs_fake_socket(f2), SLOT, SLOT + 1);
+    ivs_assert_kvm(vm->qts);
+    vm->bus = ivs_pci_bus(vm->qts);
+    vm->dev = ivs_dev_open(vm->qts, vm->bus, SLOT);
+    d2 = ivs_dev_open(vm->qts, vm->bus, SLOT + 1);
+
+    ivs_msix_setup(vm->dev);
+    g_assert_true(irqfd_attached(vm, 0));
+    ivs_msix_setup(d2);
+    ivs_assert_alive(vm->qts);
+    /* The first device keeps KVM's irqfd; the second one's QEMU path. */
+    ivs_msix_mask(d2, 0, true);
+    ivs_msix_mask(d2, 0, false);
+    ivs_assert_alive(vm->qts);
+
+    ivs_dev_close(d2);
+    kvm_vm_stop(vm);
+    ivs_fake_free(f2);
 }
 
 static const Matrix matrices[] = {
@@ -510,8 +702,11 @@ int main(int argc, char **argv)
     qtest_add_data_func("/ivshmem-doorbell/kvm/ioeventfd-on", "", test_kvm);
     qtest_add_data_func("/ivshmem-doorbell/kvm/ioeventfd-off",
                         ",ioeventfd=off", test_kvm);
-    qtest_add_func("/ivshmem-doorbell/kvm/more-vectors-than-server",
-                   test_kvm_more_vectors_than_server);
+    qtest_add_func("/ivshmem-doorbell/kvm/msix-enable", test_kvm_msix_enable);
+    qtest_add_func("/ivshmem-doorbell/kvm/reset", test_kvm_reset);
+    qtest_add_func("/ivshmem-doorbell/kvm/unplug", test_kvm_unplug);
+    qtest_add_func("/ivshmem-doorbell/kvm/irqfd-refused",
+                   test_kvm_irqfd_refused);
 
     return g_test_run();
 }

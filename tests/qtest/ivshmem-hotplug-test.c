@@ -2,12 +2,13 @@
 /*
  * qtest for hot plug and unplug of ivshmem-plain and ivshmem-doorbell:
  * on pc (ACPI PCI hot plug), below a q35 pcie-root-port and below a
- * pcie-pci-bridge, 50 cycles each, plugging again with the same memdev or
- * chardev every time.  A cycle must leave no file descriptor behind,
- * release the memdev (object-del works) and the master lock, and leave
- * the server (a doorbell reconnects and gets its ID back).  Hot plug of a
- * doorbell whose server never answers fails with the timeout error and
- * the monitor stays responsive.
+ * pcie-pci-bridge, 50 cycles each, plugging again with the same memdev,
+ * or with a chardev added again as management tools do.  A cycle must
+ * leave no file descriptor behind, release the memdev (object-del works)
+ * and leave the server.  A doorbell does not reconnect a chardev behind
+ * anyone's back: plugging it on the chardev an unplug disconnected fails
+ * at once, saying so.  Hot plug of a doorbell whose server never answers
+ * fails with the timeout error and the monitor stays responsive.
  */
 
 #include "qemu/osdep.h"
@@ -89,7 +90,11 @@ static void unplug(QTestState *qts, Bus bus, const char *id)
     wait_deleted(qts, id);
 }
 
-/* The device is there (and, on bus 0, works). */
+/*
+ * The device is there (and, on bus 0, works, with IVPOSITION
+ * @ivposition, or any ID for IVS_ANY_ID).
+ */
+#define IVS_ANY_ID UINT32_MAX
 static void check_plugged(QTestState *qts, QPCIBus *pbus, Bus bus,
                           uint32_t ivposition)
 {
@@ -103,6 +108,9 @@ static void check_plugged(QTestState *qts, QPCIBus *pbus, Bus bus,
         IvsDev *d = ivs_dev_open(qts, pbus, SLOT);
 
         g_assert_cmphex(d->shm_size, ==, SHM_SIZE);
+        if (ivposition == IVS_ANY_ID) {
+            ivposition = ivs_reg_read(d, IVSHMEM_REG_IVPOSITION);
+        }
         g_assert_cmpuint(ivs_reg_read(d, IVSHMEM_REG_IVPOSITION), ==,
                          ivposition);
         qpci_io_writel(d->pdev, d->shm, 0x100, 0xc0ffee00 | ivposition);
@@ -158,13 +166,13 @@ static void test_plain(const void *opaque)
         }
     }
 
-    /* The master lock went with the device: another master may start. */
+    /* Another QEMU's master on the same file does not stand in the way. */
     other = qtest_initf("-machine pc -nodefaults "
                         "-object memory-backend-file,id=m0,mem-path=%s,"
                         "size=1M,share=on "
                         "-device ivshmem-plain,memdev=m0,master=on", path);
-    /* ... and ours cannot be master now. */
-    ivs_device_add_fails(qts, json, "already master of memdev 'm0'");
+    ivs_device_add_ok(qts, json);
+    unplug(qts, bus, "dev0");
     qtest_quit(other);
 
     /* The memdev is free again: it can be deleted. */
@@ -176,11 +184,20 @@ static void test_plain(const void *opaque)
     ivs_remove_path(path);
 }
 
+static void chardev_readd(QTestState *qts, const char *chardev_add)
+{
+    qtest_qmp_assert_success(qts, "{'execute': 'chardev-remove', "
+                             "'arguments': {'id': 'c0'}}");
+    qtest_qmp_assert_success(qts, "{'execute': 'chardev-add', "
+                             "'arguments': %p}",
+                             qobject_from_json(chardev_add, &error_abort));
+}
+
 /*
- * Doorbell: each cycle plugs the device on the same chardev; unplug
- * leaves the server, so the next plug gets peer ID 0 again, and the other
- * VM on the server reaches it every time it is checked.  Every other
- * cycle also removes and adds the chardev, as management tools do.
+ * Doorbell: each cycle adds the chardev again and plugs the device on it;
+ * unplug leaves the server, and the other VM on the server reaches it
+ * every time it is checked.  The ID the server assigns is the server's
+ * business (a new one each time, or the lowest free), so the test reads it.
  */
 static void test_doorbell(const void *opaque)
 {
@@ -191,6 +208,7 @@ static void test_doorbell(const void *opaque)
     QTestState *qts, *peer_qts;
     QPCIBus *pbus, *peer_bus;
     IvsDev *peer;
+    uint32_t peer_id;
     int i, base;
 
     if (!srv) {
@@ -207,17 +225,22 @@ static void test_doorbell(const void *opaque)
                                   "'addr': {'type': 'unix', 'data': "
                                   "{'path': '%s'}}}}}", srv->socket);
 
-    /* Plug once so that the peer below gets ID 1. */
-    ivs_device_add_ok(qts, json);
     peer_qts = qtest_initf("-machine pc -nodefaults "
                            "-chardev socket,id=c0,path=%s "
                            "-device ivshmem-doorbell,chardev=c0,vectors=2,"
                            "addr=%d", srv->socket, SLOT);
     peer_bus = ivs_pci_bus(peer_qts);
     peer = ivs_dev_open(peer_qts, peer_bus, SLOT);
-    g_assert_cmpuint(ivs_reg_read(peer, IVSHMEM_REG_IVPOSITION), ==, 1);
+    peer_id = ivs_reg_read(peer, IVSHMEM_REG_IVPOSITION);
     ivs_msix_setup(peer);
+
+    /* Plug once on the chardev from the command line. */
+    ivs_device_add_ok(qts, json);
     unplug(qts, bus, "dev0");
+    /* The chardev stays disconnected: plugging on it fails at once. */
+    ivs_device_add_fails(qts, json, "chardev 'c0' is not connected to an "
+                         "ivshmem server");
+    chardev_readd(qts, chardev_add);
     base = ivs_count_fds(qts);
 
     for (i = 0; i < CYCLES; i++) {
@@ -225,38 +248,33 @@ static void test_doorbell(const void *opaque)
 
         ivs_device_add_ok(qts, json);
         if (check) {
-            check_plugged(qts, pbus, bus, 0);
+            check_plugged(qts, pbus, bus, IVS_ANY_ID);
         }
         if (check && bus == BUS_PC) {
             IvsDev *d = ivs_dev_open(qts, pbus, SLOT);
+            uint32_t id = ivs_reg_read(d, IVSHMEM_REG_IVPOSITION);
             int64_t deadline = g_get_monotonic_time() +
                 IVS_TIMEOUT_MS * 1000LL;
 
-            /* The peer hears of us again, and we know the peer. */
+            g_assert_cmpuint(id, !=, peer_id);
+            /* The peer hears of us, and we know the peer. */
             ivs_msix_setup(d);
             do {
                 g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-                ivs_doorbell(peer, 0, 1);
+                ivs_doorbell(peer, id, 1);
                 g_usleep(1000);
             } while (!ivs_msix_fired(d, 1));
-            ivs_doorbell(d, 1, 0);
+            ivs_doorbell(d, peer_id, 0);
             ivs_msix_wait(peer, 0);
             ivs_dev_close(d);
         }
         unplug(qts, bus, "dev0");
-        if (i % 2) {
-            qtest_qmp_assert_success(qts, "{'execute': 'chardev-remove', "
-                                     "'arguments': {'id': 'c0'}}");
-            qtest_qmp_assert_success(qts, "{'execute': 'chardev-add', "
-                                     "'arguments': %p}",
-                                     qobject_from_json(chardev_add,
-                                                       &error_abort));
-        }
+        chardev_readd(qts, chardev_add);
         /*
-         * The memory, eventfds and connection went with the device; a
-         * chardev that was just added is connected (one socket more).
+         * The memory, eventfds and connection went with the device; the
+         * chardev that was just added is connected.
          */
-        ivs_wait_fd_count(qts, base + i % 2);
+        ivs_wait_fd_count(qts, base);
         if (check) {
             check_unplugged(qts, pbus, bus);
         }
@@ -272,7 +290,11 @@ static void test_doorbell(const void *opaque)
     ivs_server_stop(srv);
 }
 
-/* A server that never answers: device_add fails after the timeout. */
+/*
+ * A server that never answers: device_add fails after the timeout, the
+ * monitor answers at once afterwards, and the failed attempt left the
+ * server, so the chardev is not used again.
+ */
 static void test_doorbell_silent_server(void)
 {
     IvsFake *f = ivs_fake_new(SHM_SIZE);
@@ -280,31 +302,51 @@ static void test_doorbell_silent_server(void)
     QTestState *qts;
     QDict *resp;
     int64_t t0, ms;
-    int i;
 
     ivs_fake_start(f);
     qts = qtest_initf("-machine pc -nodefaults "
                       "-chardev socket,id=c0,path=%s", ivs_fake_socket(f));
     fds = ivs_fd_snapshot(qts);
-    for (i = 0; i < 2; i++) {
-        t0 = g_get_monotonic_time();
-        resp = ivs_device_add(qts, "{'driver': 'ivshmem-doorbell', "
-                              "'id': 'dev0', 'chardev': 'c0', "
-                              "'setup-timeout-ms': 300}");
-        ms = (g_get_monotonic_time() - t0) / 1000;
-        ivs_assert_error_contains(resp, "did not complete the handshake "
-                                  "within 300 ms");
-        qobject_unref(resp);
-        g_assert_cmpint(ms, >=, 250);
-        g_assert_cmpint(ms, <, 5000);
-        /* The monitor answers at once. */
-        t0 = g_get_monotonic_time();
-        ivs_assert_alive(qts);
-        g_assert_cmpint(g_get_monotonic_time() - t0, <, G_USEC_PER_SEC);
-        ivs_wait_no_new_fds(qts, fds);
-    }
+    t0 = g_get_monotonic_time();
+    resp = ivs_device_add(qts, "{'driver': 'ivshmem-doorbell', "
+                          "'id': 'dev0', 'chardev': 'c0', "
+                          "'setup-timeout-ms': 300}");
+    ms = (g_get_monotonic_time() - t0) / 1000;
+    ivs_assert_error_contains(resp, "did not complete the handshake "
+                              "within 300 ms");
+    qobject_unref(resp);
+    g_assert_cmpint(ms, >=, 250);
+    g_assert_cmpint(ms, <, 5000);
+    t0 = g_get_monotonic_time();
+    ivs_assert_alive(qts);
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, G_USEC_PER_SEC);
+    g_assert_true(ivs_fake_client_closed(f, IVS_TIMEOUT_MS));
+    ivs_device_add_fails(qts, "{'driver': 'ivshmem-doorbell', "
+                         "'id': 'dev0', 'chardev': 'c0'}",
+                         "chardev 'c0' is not connected");
+    ivs_wait_no_new_fds(qts, fds);
     qtest_quit(qts);
     ivs_fake_free(f);
+}
+
+/*
+ * A chardev that reconnects, with no server: device_add is refused at
+ * once instead of waiting for a connection with the monitor blocked.
+ */
+static void test_doorbell_reconnect_refused(void)
+{
+    g_autofree char *sock = ivs_socket_path("nobody");
+    QTestState *qts;
+
+    qts = qtest_initf("-machine pc -nodefaults "
+                      "-chardev socket,id=c0,path=%s,reconnect-ms=1000",
+                      sock);
+    ivs_device_add_fails(qts, "{'driver': 'ivshmem-doorbell', "
+                         "'id': 'dev0', 'chardev': 'c0', "
+                         "'setup-timeout-ms': 1000}",
+                         "chardev 'c0' is not a plain unix socket client");
+    ivs_assert_alive(qts);
+    qtest_quit(qts);
 }
 
 int main(int argc, char **argv)
@@ -333,6 +375,8 @@ int main(int argc, char **argv)
     }
     qtest_add_func("/ivshmem-hotplug/doorbell/silent-server",
                    test_doorbell_silent_server);
+    qtest_add_func("/ivshmem-hotplug/doorbell/reconnect-refused",
+                   test_doorbell_reconnect_refused);
 
     return g_test_run();
 }

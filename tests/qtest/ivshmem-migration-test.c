@@ -5,9 +5,12 @@
  * A master takes its shared memory along: the destination's memory ends
  * up with the source's contents, and the registers (INTRMASK,
  * INTRSTATUS), the MSI-X table and mask state and IVPOSITION arrive with
- * the VM.  A device that is not master blocks migration, and says how to
- * get out of it.  An ivshmem-doorbell whose destination server assigned a
- * different peer ID fails the migration, and the source keeps running.
+ * the VM.  Source and destination may be masters of one memory file on
+ * one host.  A device that is not master (the default, as upstream)
+ * blocks migration, and says how to get out of it; a destination that is
+ * not master refuses the memory before any of it is written.  An
+ * ivshmem-doorbell master must be peer 0 on both ends: a destination that
+ * gets another ID fails to start.
  */
 
 #include "qemu/osdep.h"
@@ -94,10 +97,7 @@ static void check_file_pattern(const char *path, uint32_t seed)
     munmap(p, SHM_SIZE);
 }
 
-/*
- * A plain master: its memory goes to the destination's (another file:
- * the source holds the master lock on its own), registers follow.
- */
+/* A plain master: its memory goes to the destination's, registers follow. */
 static void test_plain_master(void)
 {
     g_autofree char *src_path = ivs_shm_path("mig-src");
@@ -108,8 +108,8 @@ static void test_plain_master(void)
                  "share=on -device ivshmem-plain,id=iv0,memdev=m0,addr=%d,"
                  "master=on", src_path, SLOT);
     dst = vm_new("-object memory-backend-file,id=m0,mem-path=%s,size=1M,"
-                 "share=on -device ivshmem-plain,id=iv0,memdev=m0,addr=%d "
-                 "-incoming defer", dst_path, SLOT);
+                 "share=on -device ivshmem-plain,id=iv0,memdev=m0,addr=%d,"
+                 "master=on -incoming defer", dst_path, SLOT);
     vm_open(src);
     fill_pattern(src->dev, 0x5eed0001);
     ivs_reg_write(src->dev, IVSHMEM_REG_INTRMASK, 0x13572468);
@@ -133,25 +133,66 @@ static void test_plain_master(void)
     ivs_remove_path(dst_path);
 }
 
-/* The default, master=auto, migrates too when it is the only device. */
-static void test_plain_default_migrates(void)
+/*
+ * Same host, same memory file, master=on at both ends (what a local
+ * migration or a QEMU upgrade in place does): it completes, and the
+ * memory keeps the contents the guest wrote.
+ */
+static void test_plain_same_file(void)
 {
-    g_autofree char *src_path = ivs_shm_path("mig-src");
-    g_autofree char *dst_path = ivs_shm_path("mig-dst");
+    g_autofree char *path = ivs_shm_path("mig-same");
+    const char *dev = "-device ivshmem-plain,id=iv0,memdev=m0,master=on";
     VM *src, *dst;
 
     src = vm_new("-object memory-backend-file,id=m0,mem-path=%s,size=1M,"
-                 "share=on -device ivshmem-plain,id=iv0,memdev=m0,addr=%d",
-                 src_path, SLOT);
+                 "share=on %s,addr=%d", path, dev, SLOT);
     dst = vm_new("-object memory-backend-file,id=m0,mem-path=%s,size=1M,"
-                 "share=on -device ivshmem-plain,id=iv0,memdev=m0,addr=%d "
-                 "-incoming defer", dst_path, SLOT);
+                 "share=on %s,addr=%d -incoming defer", path, dev, SLOT);
     vm_open(src);
     fill_pattern(src->dev, 0x5eed0002);
+    ivs_reg_write(src->dev, IVSHMEM_REG_INTRMASK, 0x600d);
+
     g_assert_true(ivs_migrate(src->qts, dst->qts, NULL));
     ivs_wait_status(dst->qts, "running");
     vm_open(dst);
     check_pattern(dst->dev, 0x5eed0002);
+    check_file_pattern(path, 0x5eed0002);
+    g_assert_cmphex(ivs_reg_read(dst->dev, IVSHMEM_REG_INTRMASK), ==, 0x600d);
+    vm_free(src);
+    vm_free(dst);
+    ivs_remove_path(path);
+}
+
+/*
+ * A master source and a master=off destination: the destination has no
+ * place for the memory and refuses the migration before writing any of
+ * it, so its own shared memory keeps its contents.  The source runs on.
+ */
+static void test_plain_peer_destination(void)
+{
+    g_autofree char *src_path = ivs_shm_path("mig-src");
+    g_autofree char *dst_path = ivs_shm_path("mig-dst");
+    g_autofree char *err = NULL;
+    VM *src, *dst;
+
+    src = vm_new("-object memory-backend-file,id=m0,mem-path=%s,size=1M,"
+                 "share=on -device ivshmem-plain,id=iv0,memdev=m0,addr=%d,"
+                 "master=on", src_path, SLOT);
+    dst = vm_new("-object memory-backend-file,id=m0,mem-path=%s,size=1M,"
+                 "share=on -device ivshmem-plain,id=iv0,memdev=m0,addr=%d "
+                 "-incoming defer", dst_path, SLOT);
+    vm_open(src);
+    vm_open(dst);
+    fill_pattern(src->dev, 0x5eed0005);
+    fill_pattern(dst->dev, 0x5eed0006);
+
+    /* A destination whose incoming migration fails exits. */
+    qtest_set_expected_status(dst->qts, EXIT_FAILURE);
+    g_assert_false(ivs_migrate(src->qts, dst->qts, &err));
+    g_test_message("source's error: %s", err);
+    ivs_wait_status(src->qts, "running");
+    check_pattern(src->dev, 0x5eed0005);
+    check_file_pattern(dst_path, 0x5eed0006);
     vm_free(src);
     vm_free(dst);
     ivs_remove_path(src_path);
@@ -169,13 +210,13 @@ static void test_plain_peer_blocks(void)
 
     master = vm_new("-object memory-backend-file,id=m0,mem-path=%s,size=1M,"
                     "share=on -device ivshmem-plain,id=iv0,memdev=m0,"
-                    "addr=%d", path, SLOT);
+                    "addr=%d,master=on", path, SLOT);
     peer = vm_new("-object memory-backend-file,id=m0,mem-path=%s,size=1M,"
                   "share=on -device ivshmem-plain,id=ivpeer,memdev=m0,"
                   "addr=%d", path, SLOT);
     resp = qtest_qmp(peer->qts, "{'execute': 'migrate', 'arguments': "
                      "{'uri': %s}}", uri);
-    ivs_assert_error_contains(resp, "'ivpeer' is not master");
+    ivs_assert_error_contains(resp, "'ivpeer' has master=off");
     ivs_assert_error_contains(resp, "master=on");
     ivs_assert_error_contains(resp, "unplug");
     qobject_unref(resp);
@@ -225,7 +266,7 @@ static void test_doorbell(void)
     IvsServer *s2;
     VM *src, *dst, *other;
     const char *dev = "-device ivshmem-doorbell,id=db0,chardev=c0,"
-                      "vectors=2,addr=4";
+                      "vectors=2,addr=4,master=on";
 
     if (!s1) {
         return;
@@ -234,7 +275,8 @@ static void test_doorbell(void)
     src = vm_new("-chardev socket,id=c0,path=%s %s", s1->socket, dev);
     dst = vm_new("-chardev socket,id=c0,path=%s %s -incoming defer",
                  s2->socket, dev);
-    other = vm_new("-chardev socket,id=c0,path=%s %s", s2->socket, dev);
+    other = vm_new("-chardev socket,id=c0,path=%s -device ivshmem-doorbell,"
+                   "chardev=c0,vectors=2,addr=4", s2->socket);
 
     vm_open(src);
     g_assert_cmpuint(ivs_reg_read(src->dev, IVSHMEM_REG_IVPOSITION), ==, 0);
@@ -294,72 +336,28 @@ static void test_doorbell(void)
 }
 
 /*
- * The destination's server assigned another ID: the guest's IVPOSITION
- * cannot change, so the migration fails, with an error that says so, and
- * the source runs on.
+ * IVPOSITION cannot change under the guest, so a master must be peer 0 on
+ * the destination too: one that the destination's server gives another
+ * ID fails to start, naming the ID, and never takes the migration.
  */
 static void test_doorbell_id_mismatch(void)
 {
-    IvsServer *s1 = ivs_server_start("-l 1M -n 1");
-    IvsServer *s2;
-    VM *src, *taker;
-    IvsQemu *dst;
-    const char *dev = "-device ivshmem-doorbell,id=db0,chardev=c0,addr=4";
-    g_autofree char *sock = ivs_socket_path("mig.sock");
-    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    IvsServer *srv = ivs_server_start("-l 1M -n 1");
     g_autofree char *args = NULL;
-    g_autofree char *err = NULL;
-    int64_t deadline;
+    VM *taker;
 
-    if (!s1) {
+    if (!srv) {
         return;
     }
-    s2 = ivs_server_start("-l 1M -n 1");
-    src = vm_new("-chardev socket,id=c0,path=%s %s", s1->socket, dev);
     /* Someone else is peer 0 on the destination's server. */
-    taker = vm_new("-chardev socket,id=c0,path=%s %s", s2->socket, dev);
-    /* A destination whose error output we can read. */
+    taker = vm_new("-chardev socket,id=c0,path=%s -device ivshmem-doorbell,"
+                   "chardev=c0", srv->socket);
     args = g_strdup_printf("-machine pc -m 32M -chardev socket,id=c0,"
-                           "path=%s %s -incoming %s", s2->socket, dev, uri);
-    dst = ivs_qemu_spawn(args);
-    ivs_wait_listening(sock);
-
-    vm_open(src);
-    g_assert_cmpuint(ivs_reg_read(src->dev, IVSHMEM_REG_IVPOSITION), ==, 0);
-    fill_pattern(src->dev, 0x5eed0004);
-
-    qtest_qmp_assert_success(src->qts, "{'execute': 'migrate', "
-                             "'arguments': {'uri': %s}}", uri);
-    /* The destination refuses, naming both IDs, and exits. */
-    g_assert_cmpint(ivs_qemu_wait(dst, 30000, &err), ==, 1);
-    g_assert_nonnull(strstr(err, "the guest has peer ID 0"));
-    g_assert_nonnull(strstr(err, "peer ID 1"));
-
-    /* The source's migration fails, and the source runs on. */
-    deadline = g_get_monotonic_time() + IVS_TIMEOUT_MS * 1000LL;
-    for (;;) {
-        QDict *resp = qtest_qmp(src->qts, "{'execute': 'query-migrate'}");
-        const char *st = qdict_get_try_str(qdict_get_qdict(resp, "return"),
-                                           "status");
-        bool failed = st && !strcmp(st, "failed");
-
-        g_assert_false(st && !strcmp(st, "completed"));
-        qobject_unref(resp);
-        if (failed) {
-            break;
-        }
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(2000);
-    }
-    ivs_wait_status(src->qts, "running");
-    g_assert_cmpuint(ivs_reg_read(src->dev, IVSHMEM_REG_IVPOSITION), ==, 0);
-    check_pattern(src->dev, 0x5eed0004);
-
+                           "path=%s -device ivshmem-doorbell,chardev=c0,"
+                           "master=on -incoming defer", srv->socket);
+    ivs_assert_startup_fails(args, "master=on needs peer ID 0", NULL);
     vm_free(taker);
-    vm_free(src);
-    ivs_remove_path(sock);
-    ivs_server_stop(s2);
-    ivs_server_stop(s1);
+    ivs_server_stop(srv);
 }
 
 /* A doorbell that is not peer 0 cannot be master: it blocks migration. */
@@ -380,14 +378,14 @@ static void test_doorbell_peer_blocks(void)
     second = vm_new("-chardev socket,id=c0,path=%s %s", s1->socket, dev);
     resp = qtest_qmp(second->qts, "{'execute': 'migrate', 'arguments': "
                      "{'uri': %s}}", uri);
-    ivs_assert_error_contains(resp, "'db0' is not master");
+    ivs_assert_error_contains(resp, "'db0' has master=off");
     qobject_unref(resp);
     ivs_wait_status(second->qts, "running");
 
     /* And master=on is refused for it, saying why. */
     args = g_strdup_printf("-machine pc -chardev socket,id=c0,path=%s "
                            "%s,master=on", s1->socket, dev);
-    ivs_assert_startup_fails(args, "master=on is not possible", NULL);
+    ivs_assert_startup_fails(args, "master=on needs peer ID 0", NULL);
 
     vm_free(second);
     vm_free(first);
@@ -399,8 +397,10 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
 
     qtest_add_func("/ivshmem-migration/plain/master", test_plain_master);
-    qtest_add_func("/ivshmem-migration/plain/default-migrates",
-                   test_plain_default_migrates);
+    qtest_add_func("/ivshmem-migration/plain/same-file",
+                   test_plain_same_file);
+    qtest_add_func("/ivshmem-migration/plain/peer-destination",
+                   test_plain_peer_destination);
     qtest_add_func("/ivshmem-migration/plain/peer-blocks",
                    test_plain_peer_blocks);
     qtest_add_func("/ivshmem-migration/doorbell/master", test_doorbell);

@@ -821,10 +821,23 @@ int ivs_fake_shm_fd(IvsFake *f)
     return f->shm_fd;
 }
 
+/* Remember eventfd @fd as the next vector of @value; the fake owns it. */
+static int ivs_fake_keep_eventfd(IvsFake *f, int64_t value, int fd)
+{
+    GArray *fds = g_hash_table_lookup(f->eventfds,
+                                      GINT_TO_POINTER((int)value));
+
+    if (!fds) {
+        fds = g_array_new(false, false, sizeof(int));
+        g_hash_table_insert(f->eventfds, GINT_TO_POINTER((int)value), fds);
+    }
+    g_array_append_val(fds, fd);
+    return fd;
+}
+
 /* The fd to send for @kind; eventfds are remembered under @value. */
 static int ivs_fake_fd(IvsFake *f, int64_t value, IvsFdKind kind)
 {
-    GArray *fds;
     int fd;
 
     switch (kind) {
@@ -835,16 +848,11 @@ static int ivs_fake_fd(IvsFake *f, int64_t value, IvsFdKind kind)
     case IVS_FD_OTHER:
         return f->null_fd;
     case IVS_FD_EVENTFD:
-        fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    case IVS_FD_EVENTFD_BLOCKING:
+        fd = eventfd(0, EFD_CLOEXEC |
+                     (kind == IVS_FD_EVENTFD ? EFD_NONBLOCK : 0));
         g_assert_cmpint(fd, >=, 0);
-        fds = g_hash_table_lookup(f->eventfds, GINT_TO_POINTER((int)value));
-        if (!fds) {
-            fds = g_array_new(false, false, sizeof(int));
-            g_hash_table_insert(f->eventfds, GINT_TO_POINTER((int)value),
-                                fds);
-        }
-        g_array_append_val(fds, fd);
-        return fd;
+        return ivs_fake_keep_eventfd(f, value, fd);
     }
     g_assert_not_reached();
 }
@@ -855,6 +863,17 @@ void ivs_fake_push(IvsFake *f, int64_t value, IvsFdKind kind)
 
     g_assert_null(f->thread);
     step.fd = ivs_fake_fd(f, value, kind);
+    g_array_append_val(f->steps, step);
+}
+
+void ivs_fake_push_dup(IvsFake *f, int64_t value, int fd)
+{
+    IvsFakeStep step = { .value = value };
+
+    g_assert_null(f->thread);
+    step.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    g_assert_cmpint(step.fd, >=, 0);
+    ivs_fake_keep_eventfd(f, value, step.fd);
     g_array_append_val(f->steps, step);
 }
 

@@ -221,6 +221,7 @@ typedef enum IvsFdKind {
     IVS_FD_NONE,
     IVS_FD_SHM,                 /* the fake's shared memory */
     IVS_FD_EVENTFD,             /* a new eventfd: the ID's next vector */
+    IVS_FD_EVENTFD_BLOCKING,    /* the same, without O_NONBLOCK */
     IVS_FD_OTHER,               /* an fd that is neither (/dev/null) */
 } IvsFdKind;
 
@@ -236,6 +237,8 @@ const char *ivs_fake_socket(IvsFake *f);
  */
 void ivs_fake_push(IvsFake *f, int64_t value, IvsFdKind fd);
 void ivs_fake_push_raw(IvsFake *f, const void *buf, size_t len);
+/* A copy of eventfd @fd as the next vector of @value. */
+void ivs_fake_push_dup(IvsFake *f, int64_t value, int fd);
 void ivs_fake_push_close(IvsFake *f);
 
 /*

@@ -52,15 +52,20 @@ void ivshmem_reg_write(void *opaque, hwaddr addr, uint64_t val,
 extern const MemoryRegionOps ivshmem_reg_ops;
 
 /*
+ * Check that a shared memory of @size bytes can be BAR2: a power of two.
+ * @shm_desc names the memory in the error ("memdev 'm0'").
+ */
+bool ivshmem_check_size(uint64_t size, const char *shm_desc, Error **errp);
+
+/*
  * Finish realizing a device whose front end has obtained its shared
- * memory @shm and set IVPOSITION: check the size, resolve master=auto,
- * set up BAR0 with @reg_ops and BAR2, and register the memory for
- * migration (master) or block migration (not master).  @shm_desc names
- * the memory in errors.  On failure nothing is left registered.
+ * memory @shm (of a checked size) and set IVPOSITION: resolve
+ * master=auto, set up BAR0 with @reg_ops and BAR2, and register the
+ * memory for migration (master) or block migration (not master).  On
+ * failure nothing is left registered.
  */
 bool ivshmem_common_realize(IvshmemState *s, MemoryRegion *shm,
-                            const MemoryRegionOps *reg_ops,
-                            const char *shm_desc, Error **errp);
+                            const MemoryRegionOps *reg_ops, Error **errp);
 
 /* Undo ivshmem_common_realize(); harmless if it did not run. */
 void ivshmem_common_unrealize(IvshmemState *s);

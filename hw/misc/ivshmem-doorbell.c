@@ -730,14 +730,13 @@ static void ivshmem_chr_event(void *opaque, QEMUChrEvent event)
     if (event != CHR_EVENT_CLOSED) {
         return;
     }
-    /* The chardev does not reconnect (see ivshmem_server_channel()). */
+    /*
+     * The chardev does not reconnect (see ivshmem_server_channel()): the
+     * memory and the peers known so far stay until unplug.  Only traced,
+     * since the chardev also closes like this when QEMU exits.
+     */
     trace_ivshmem_doorbell_server_closed(s);
     ivshmem_reader_reset(&s->reader);
-    warn_report("ivshmem-doorbell '%s': the ivshmem server on chardev '%s' "
-                "closed the connection; the shared memory and the peers "
-                "known so far stay, peers that come or go are not seen",
-                ivshmem_device_name(IVSHMEM_COMMON(s)),
-                ivshmem_chardev_name(s));
 }
 
 /* DOORBELL, when no ioeventfd took the write */

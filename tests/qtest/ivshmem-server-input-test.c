@@ -698,6 +698,47 @@ static void test_peer_fd_flags(void)
     ivs_fake_free(f);
 }
 
+/*
+ * vectors takes MSI-X's whole range, 1 to 2048, as on the original device:
+ * 2048 realizes with a server that has as many, 0 and 2049 are refused.
+ */
+static void test_vectors_range(void)
+{
+    IvsFake *f = ivs_fake_new(SHM_SIZE);
+    QTestState *qts;
+    QPCIBus *bus;
+    IvsDev *d;
+    g_autofree char *args = NULL;
+
+    ivs_fake_push_handshake(f, OWN_ID, NULL, 0, 2048);
+    ivs_fake_start(f);
+    qts = qtest_initf("-machine pc -nodefaults -chardev socket,id=c0,path=%s "
+                      "-device ivshmem-doorbell,chardev=c0,vectors=2048,"
+                      "addr=%d", ivs_fake_socket(f), SLOT);
+    bus = ivs_pci_bus(qts);
+    d = ivs_dev_open(qts, bus, SLOT);
+    g_assert_cmpint(d->vectors, ==, 2048);
+    ivs_msix_setup(d);
+    ivs_eventfd_signal(ivs_fake_eventfd(f, OWN_ID, 2047));
+    ivs_msix_wait(d, 2047);
+    ivs_dev_close(d);
+    qpci_free_pc(bus);
+    qtest_quit(qts);
+    ivs_fake_free(f);
+
+    /* Refused before the handshake: a listening socket will do. */
+    f = ivs_fake_new(SHM_SIZE);
+    for (int i = 0; i < 2; i++) {
+        args = g_strdup_printf("-machine pc -chardev socket,id=c0,path=%s "
+                               "-device ivshmem-doorbell,chardev=c0,"
+                               "vectors=%d", ivs_fake_socket(f), i ? 2049 : 0);
+        ivs_assert_startup_fails(args, "the device supports 1 to 2048 "
+                                 "vectors", NULL);
+        g_clear_pointer(&args, g_free);
+    }
+    ivs_fake_free(f);
+}
+
 /* A message split over two writes is put together. */
 static void test_split_message(void)
 {
@@ -811,6 +852,7 @@ int main(int argc, char **argv)
                         GINT_TO_POINTER(false), test_garbage_after_realize);
     qtest_add_data_func("/ivshmem-server-input/after-realize/device-add",
                         GINT_TO_POINTER(true), test_garbage_after_realize);
+    qtest_add_func("/ivshmem-server-input/vectors/range", test_vectors_range);
     qtest_add_func("/ivshmem-server-input/after-realize/peer-fd-flags",
                    test_peer_fd_flags);
     qtest_add_func("/ivshmem-server-input/after-realize/split-message",

@@ -35,6 +35,8 @@ echo "$base" > "$build/base-path"
 
 "$top/scripts/configure-qemu.sh" "$src" "$obj"
 
+# Regenerate the build graph first: a changed meson.build may add tests.
+ninja -C "$obj" build.ninja > /dev/null
 targets="qemu-system-x86_64 contrib/ivshmem-server/ivshmem-server
          contrib/ivshmem-client/ivshmem-client"
 # Test executables of the series (and only those: the rest of QEMU's

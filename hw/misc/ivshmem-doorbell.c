@@ -819,7 +819,7 @@ static void ivshmem_doorbell_realize(PCIDevice *pdev, Error **errp)
 {
     ERRP_GUARD();
     IvshmemDoorbellState *s = IVSHMEM_DOORBELL(pdev);
-    IvshmemState *c = IVSHMEM_COMMON(s);
+    IvshmemState *common = IVSHMEM_COMMON(s);
     QIOChannelSocket *sioc;
 
     if (!ivshmem_doorbell_check_props(s, errp)) {
@@ -835,14 +835,14 @@ static void ivshmem_doorbell_realize(PCIDevice *pdev, Error **errp)
     if (!ivshmem_read_setup(s, sioc, errp)) {
         goto fail;
     }
-    trace_ivshmem_doorbell_setup_done(s, c->ivposition,
+    trace_ivshmem_doorbell_setup_done(s, common->ivposition,
                                       g_hash_table_size(s->peers) - 1);
 
     /* Only peer 0 keeps its IVPOSITION on a migration destination. */
-    if (c->master == ON_OFF_AUTO_ON && c->ivposition != 0) {
+    if (common->master == ON_OFF_AUTO_ON && common->ivposition != 0) {
         error_setg(errp, "master=on needs peer ID 0, and the ivshmem server "
                    "on chardev '%s' assigned peer ID %u",
-                   ivshmem_chardev_name(s), c->ivposition);
+                   ivshmem_chardev_name(s), common->ivposition);
         error_append_hint(errp, "The master must be the first client to "
                           "connect to its server.\n");
         goto fail;
@@ -850,7 +850,8 @@ static void ivshmem_doorbell_realize(PCIDevice *pdev, Error **errp)
     if (msix_init_exclusive_bar(pdev, s->vectors, IVSHMEM_MSIX_BAR, errp)) {
         goto fail;
     }
-    if (!ivshmem_common_realize(c, &s->shm, &ivshmem_doorbell_reg_ops, errp)) {
+    if (!ivshmem_common_realize(common, &s->shm, &ivshmem_doorbell_reg_ops,
+                                errp)) {
         goto fail;
     }
 

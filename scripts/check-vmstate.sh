@@ -12,6 +12,8 @@
 #   check-vmstate.sh --update BASE_QEMU
 #       regenerate the kept dump from the unmodified base's binary
 #       (build/base/qemu/qemu-system-x86_64, see scripts/build-base.sh)
+#   check-vmstate.sh --verify BASE_QEMU
+#       check (TAP) that the kept dump is what BASE_QEMU dumps today
 #
 # Negative controls: the kept dump, changed in each way
 # `vmstate-filter.py --mutate` knows, must make the checker fail in at
@@ -45,7 +47,29 @@ if [ "${1:-}" = "--update" ]; then
     exit 0
 fi
 
-[ $# -eq 2 ] || { echo "usage: $0 BASE_TREE QEMU | --update BASE_QEMU" >&2; exit 2; }
+if [ "${1:-}" = "--verify" ]; then
+    [ $# -eq 2 ] || { echo "usage: $0 --verify BASE_QEMU" >&2; exit 2; }
+    fresh=$(mktemp)
+    echo "1..1"
+    if ! out=$(dump "$2" "$fresh" 2>&1); then
+        echo "not ok 1 - kept base dump is the base binary's"
+        echo "# $2 $dump_args -dump-vmstate: $out"
+        rm -f "$fresh"
+        exit 1
+    fi
+    out=$(diff -u "$ref" "$fresh")
+    rc=$?
+    rm -f "$fresh"
+    if [ $rc -eq 0 ]; then
+        echo "ok 1 - kept base dump is the base binary's"
+        exit 0
+    fi
+    echo "not ok 1 - kept base dump is the base binary's"
+    echo "$out" | head -n 40 | sed 's/^/# /'
+    exit 1
+fi
+
+[ $# -eq 2 ] || { echo "usage: $0 BASE_TREE QEMU | --update|--verify BASE_QEMU" >&2; exit 2; }
 checker=$1/scripts/vmstate-static-checker.py
 qemu=$2
 work=$(mktemp -d)

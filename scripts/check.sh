@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
-# Build, then run the series' tests: the layout checks, the end-to-end
+# Build, then run the series' tests: the layout checks, the migration
+# stream against the base's (scripts/check-vmstate.sh), the end-to-end
 # tests with our tiny guests and with a Linux guest, and every unit test
 # and qtest of the "ivshmem" suite through meson's test runner.  Ends
 # with a "N passed, N failed, N skipped" line counting TAP test cases,
@@ -20,6 +21,13 @@ obj=$build/qemu
 layout=$build/layout.tap
 "$top/scripts/check-layout.sh" "$(cat "$build/base-path")" "$build/src" "$obj" > "$layout"
 cat "$layout"
+
+# The migration stream is the base's, checked with the base's own
+# vmstate-static-checker.py in both directions (no base build needed).
+vmstate=$build/vmstate.tap
+"$top/scripts/check-vmstate.sh" "$(cat "$build/base-path")" \
+    "$obj/qemu-system-x86_64" > "$vmstate" 2>&1
+cat "$vmstate"
 
 # End-to-end: our tiny guests talking through the devices (tests/guest).
 guest=$build/guest.tap
@@ -41,4 +49,4 @@ rm -f "$obj/meson-logs/testlog.json"
      --num-processes "$(nproc)" "$@")
 echo
 echo "=== summary"
-python3 "$top/scripts/summarize-tests.py" "$obj/meson-logs/testlog.json" "$layout" "$guest" "$linux"
+python3 "$top/scripts/summarize-tests.py" "$obj/meson-logs/testlog.json" "$layout" "$vmstate" "$guest" "$linux"

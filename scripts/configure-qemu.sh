@@ -32,7 +32,7 @@ if ! [ -f "$obj/build.ninja" ]; then
             --enable-trace-backends=log \
             --disable-docs \
             --disable-install-blobs \
-            --disable-werror \
+            --enable-werror \
             "$@"
     ) > "$log" 2>&1 || {
         tail -n 30 "$log" >&2

@@ -552,8 +552,8 @@ static void test_kvm_msix_enable(void)
 }
 
 /*
- * A reset clears MSI-X Enable without a config write: the irqfds must go
- * with it, or the next boot gets the old messages.  After the reset every
+ * The guest disabled MSI-X with its vectors unmasked, then the VM is
+ * reset: no irqfd may survive into the next boot.  After the reset every
  * vector is masked; with MSI-X enabled again, a doorbell sets the pending
  * bit.
  */
@@ -567,6 +567,7 @@ static void test_kvm_reset(void)
     vm = kvm_vm_start();
     ivs_msix_setup(vm->dev);
     g_assert_true(irqfd_attached(vm, 0));
+    msix_set_enable(vm->dev, false);
 
     qtest_system_reset(vm->qts);
     /* The reset cleared the BARs: map them again. */

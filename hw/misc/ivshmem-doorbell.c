@@ -15,8 +15,9 @@
  * come and go later are handled as the server reports them.
  *
  * A guest write to DOORBELL signals the destination peer's eventfd for the
- * vector, through an ioeventfd when enabled (under KVM the write never
- * leaves the kernel), else in the write handler.  Our own eventfds become
+ * vector, through an ioeventfd when enabled and the peer has all its
+ * vectors (under KVM the write never leaves the kernel), else in the
+ * write handler.  Our own eventfds become
  * MSI-X messages: delivered by KVM through an irqfd while the guest has
  * the vector enabled and unmasked, else by a main-loop fd handler.
  */
@@ -144,49 +145,53 @@ static int ivshmem_peer_add_vector(IvshmemDoorbellState *s, uint16_t id,
     return peer->nvectors++;
 }
 
-/* Let DOORBELL writes for @peer's vector @v ring it in the kernel. */
-static void ivshmem_peer_ioeventfd(IvshmemDoorbellState *s, IvshmemPeer *peer,
-                                   uint32_t v, bool on)
+/*
+ * Let DOORBELL writes for @peer ring its eventfds in the kernel, or stop.
+ * A peer gets its ioeventfds once it has all of the device's vectors, in
+ * one memory transaction; doorbells to a peer still joining go through
+ * ivshmem_doorbell_reg_write().
+ */
+static void ivshmem_peer_ioeventfds(IvshmemDoorbellState *s,
+                                    IvshmemPeer *peer, bool on)
 {
     MemoryRegion *regs = &IVSHMEM_COMMON(s)->regs;
-    uint32_t val = IVSHMEM_DOORBELL_VALUE(peer->id, v);
 
-    if (on) {
-        memory_region_add_eventfd(regs, IVSHMEM_REG_DOORBELL, 4, true, val,
-                                  &peer->vectors[v]);
-    } else {
-        memory_region_del_eventfd(regs, IVSHMEM_REG_DOORBELL, 4, true, val,
-                                  &peer->vectors[v]);
+    if (!s->ioeventfd || peer->nvectors < s->vectors) {
+        return;
     }
+    memory_region_transaction_begin();
+    for (uint32_t v = 0; v < peer->nvectors; v++) {
+        uint32_t val = IVSHMEM_DOORBELL_VALUE(peer->id, v);
+
+        if (on) {
+            memory_region_add_eventfd(regs, IVSHMEM_REG_DOORBELL, 4, true,
+                                      val, &peer->vectors[v]);
+        } else {
+            memory_region_del_eventfd(regs, IVSHMEM_REG_DOORBELL, 4, true,
+                                      val, &peer->vectors[v]);
+        }
+    }
+    memory_region_transaction_commit();
 }
 
-/* Every vector of every peer, in one memory transaction. */
+/* Every peer's, in one memory transaction. */
 static void ivshmem_all_ioeventfds(IvshmemDoorbellState *s, bool on)
 {
     GHashTableIter it;
     IvshmemPeer *peer;
 
-    if (!s->ioeventfd) {
-        return;
-    }
     memory_region_transaction_begin();
     g_hash_table_iter_init(&it, s->peers);
     while (g_hash_table_iter_next(&it, NULL, (gpointer *)&peer)) {
-        for (uint32_t v = 0; v < peer->nvectors; v++) {
-            ivshmem_peer_ioeventfd(s, peer, v, on);
-        }
+        ivshmem_peer_ioeventfds(s, peer, on);
     }
     memory_region_transaction_commit();
 }
 
 static void ivshmem_peer_remove(IvshmemDoorbellState *s, IvshmemPeer *peer)
 {
-    if (s->ioeventfd && qdev_is_realized(DEVICE(s))) {
-        memory_region_transaction_begin();
-        for (uint32_t v = 0; v < peer->nvectors; v++) {
-            ivshmem_peer_ioeventfd(s, peer, v, false);
-        }
-        memory_region_transaction_commit();
+    if (qdev_is_realized(DEVICE(s))) {
+        ivshmem_peer_ioeventfds(s, peer, false);
     }
     g_hash_table_remove(s->peers, GUINT_TO_POINTER(peer->id));
 }
@@ -443,8 +448,8 @@ static bool ivshmem_peer_msg(IvshmemDoorbellState *s, int64_t msg, int fd,
     }
     if (fd >= 0) {
         v = ivshmem_peer_add_vector(s, msg, fd);
-        if (v >= 0 && s->ioeventfd && qdev_is_realized(DEVICE(s))) {
-            ivshmem_peer_ioeventfd(s, ivshmem_peer_get(s, msg), v, true);
+        if (v == s->vectors - 1 && qdev_is_realized(DEVICE(s))) {
+            ivshmem_peer_ioeventfds(s, ivshmem_peer_get(s, msg), true);
         }
         return true;
     }

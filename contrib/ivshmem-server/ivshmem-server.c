@@ -101,6 +101,7 @@ struct IvshmemServer {
     QTAILQ_HEAD(, Peer) peers;
     unsigned num_peers;
     unsigned long *ids;         /* bitmap of IDs in use */
+    unsigned next_id;           /* where the search for a free ID starts */
     GQueue dirty;               /* peers whose queue needs a flush */
     GSList *zombies;            /* dropped peers, freed after dispatch */
 };
@@ -858,6 +859,29 @@ static void peer_queue_setup(Peer *peer)
     peer->setup_left = peer->backlog;
 }
 
+/*
+ * A free ID; the caller makes sure there is one (num_peers < max_peers).
+ * By default the next one after the last handed out, wrapping at
+ * IVSHMEM_MAX_PEERS: an ID that a peer left comes back only after all
+ * the others, which is what keeps unmodified QEMUs safe (see
+ * IvshmemServerConfig.reuse_ids).
+ */
+static unsigned server_alloc_id(IvshmemServer *s)
+{
+    unsigned long id;
+
+    if (s->cfg.reuse_ids) {
+        return find_first_zero_bit(s->ids, IVSHMEM_MAX_PEERS);
+    }
+    id = find_next_zero_bit(s->ids, IVSHMEM_MAX_PEERS, s->next_id);
+    if (id >= IVSHMEM_MAX_PEERS) {
+        id = find_first_zero_bit(s->ids, IVSHMEM_MAX_PEERS);
+    }
+    g_assert(id < IVSHMEM_MAX_PEERS);
+    s->next_id = (id + 1) % IVSHMEM_MAX_PEERS;
+    return id;
+}
+
 /* Takes ownership of @sock. */
 static void server_add_peer(IvshmemServer *s, int sock)
 {
@@ -892,7 +916,7 @@ static void server_add_peer(IvshmemServer *s, int sock)
         g_free(peer);
         return;
     }
-    peer->id = find_first_zero_bit(s->ids, IVSHMEM_MAX_PEERS);
+    peer->id = server_alloc_id(s);
     set_bit(peer->id, s->ids);
     peer_queue_setup(peer);
     peer_insert_sorted(s, peer);

@@ -55,6 +55,15 @@ typedef struct IvshmemServerConfig {
 
     unsigned vectors;
     unsigned max_peers;
+    /*
+     * Give a new peer the lowest free ID.  Off by default: IDs then
+     * increase, skipping those still in use, and wrap from 65535 to 0,
+     * so that an ID comes back as late as possible.  QEMU's ivshmem
+     * device up to 10.x (and upstream's master) frees a departed peer's
+     * eventfds without forgetting them and writes into the freed memory
+     * when a later peer gets the same ID.
+     */
+    bool reuse_ids;
     /* Send the setup-end marker after a new peer's own eventfds. */
     bool setup_marker;
 

@@ -27,6 +27,7 @@ enum {
     OPT_DAEMON,
     OPT_SETUP_MARKER,
     OPT_NO_SETUP_MARKER,
+    OPT_REUSE_IDS,
 };
 
 typedef struct Options {
@@ -77,6 +78,19 @@ static void usage(void)
            "      --max-peers N      refuse connections beyond N peers "
            "(default %d,\n"
            "                         the maximum)\n"
+           "      --reuse-ids        give a new peer the lowest free ID "
+           "(default: IDs\n"
+           "                         increase, skip those in use and wrap "
+           "after 65535);\n"
+           "                         safe only if every client forgets a "
+           "peer that\n"
+           "                         left, as this series' ivshmem-doorbell "
+           "and\n"
+           "                         ivshmem-client do: unmodified QEMU "
+           "ivshmem\n"
+           "                         devices write into freed memory when "
+           "an ID\n"
+           "                         comes back\n"
            "      --setup-marker     send the setup-end marker after a "
            "client's\n"
            "                         own eventfds (default: off); only "
@@ -216,6 +230,9 @@ static void parse_option(Options *o, int c, const char *arg)
         o->cfg.max_peers = parse_count("--max-peers", arg,
                                        IVSHMEM_SERVER_MAX_PEERS);
         break;
+    case OPT_REUSE_IDS:
+        o->cfg.reuse_ids = true;
+        break;
     case OPT_SETUP_MARKER:
         o->cfg.setup_marker = true;
         break;
@@ -253,6 +270,7 @@ static void parse_args(Options *o, int argc, char **argv)
         { "size", required_argument, NULL, 'l' },
         { "vectors", required_argument, NULL, 'n' },
         { "max-peers", required_argument, NULL, OPT_MAX_PEERS },
+        { "reuse-ids", no_argument, NULL, OPT_REUSE_IDS },
         { "setup-marker", no_argument, NULL, OPT_SETUP_MARKER },
         { "no-setup-marker", no_argument, NULL, OPT_NO_SETUP_MARKER },
         { "daemon", no_argument, NULL, OPT_DAEMON },

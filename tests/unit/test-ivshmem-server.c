@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Unit tests of the ivshmem-server library: the exact setup sequence
- * with its setup-end marker, ID reuse, --max-peers, slow and misbehaving
+ * with its setup-end marker, ID allocation, --max-peers, slow and misbehaving
  * peers, socket and shared memory life cycle, sizes, and fd leaks.
  *
  * The server runs in the test process and is driven by hand
@@ -334,8 +334,8 @@ static void test_marker_value(Fixture *f)
     tpeer_join(f, &p[2], 2, (unsigned[]){ 0, 1 }, 2, 3);
     tpeer_leave(&p[1]);
     settle(f);
-    /* Takes the free ID 1; 0 and 2 are peers: the marker is 3. */
-    tpeer_join(f, &p[3], 1, others, 2, 3);
+    /* Gets the next ID, 3; 0 and 2 are peers: the marker is 1. */
+    tpeer_join(f, &p[3], 3, others, 2, 1);
     tpeer_leave(&p[3]);
     tpeer_leave(&p[2]);
     tpeer_leave(&p[0]);
@@ -368,11 +368,91 @@ static int join_expect_id(Fixture *f, unsigned id)
     return sock;
 }
 
+/* By default IDs increase: one that a peer left is not given again. */
+static void test_id_increasing(Fixture *f)
+{
+    int sock[7];
+    unsigned i;
+
+    start_server(f);
+    /* A fresh server starts at 0 (a master doorbell needs ID 0). */
+    for (i = 0; i < 4; i++) {
+        sock[i] = join_expect_id(f, i);
+    }
+    close(sock[2]);
+    close(sock[1]);
+    settle(f);
+    sock[4] = join_expect_id(f, 4);
+    sock[5] = join_expect_id(f, 5);
+    close(sock[0]);
+    settle(f);
+    sock[6] = join_expect_id(f, 6);
+    for (i = 3; i < 7; i++) {
+        close(sock[i]);
+    }
+    settle(f);
+    g_assert_cmpuint(ivshmem_server_num_peers(f->s), ==, 0);
+    /* Also with nobody connected: the count goes on. */
+    sock[0] = join_expect_id(f, 7);
+    close(sock[0]);
+    settle(f);
+}
+
+/* Read and drop what the socket holds now, closing the fds. */
+static void discard_pending(int sock)
+{
+    uint8_t buf[IVSHMEM_MSG_SIZE];
+    int fd = -1;
+
+    while (recv_part(sock, buf, sizeof(buf), &fd) > 0) {
+        if (fd >= 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+}
+
+/* After ID 65535 comes 0 again, skipping the IDs still in use. */
+static void test_id_wrap(Fixture *f)
+{
+    int keep[3], sock;
+    unsigned id;
+
+    start_server(f);
+    keep[0] = join_expect_id(f, 0);
+    sock = join_expect_id(f, 1);
+    keep[1] = join_expect_id(f, 2);
+    close(sock);
+    settle(f);
+    for (id = 3; id < IVSHMEM_MAX_PEERS; id++) {
+        sock = join_expect_id(f, id);
+        close(sock);
+        settle(f);
+        discard_pending(keep[0]);
+        discard_pending(keep[1]);
+    }
+    /* 0 and 2 are live: the next IDs are 1 and 3. */
+    sock = join_expect_id(f, 1);
+    keep[2] = join_expect_id(f, 3);
+    close(sock);
+    settle(f);
+    /* 1 is free again, but the count goes on from 3. */
+    sock = join_expect_id(f, 4);
+    close(sock);
+    close(keep[0]);
+    close(keep[1]);
+    close(keep[2]);
+    settle(f);
+    g_assert_cmpuint(ivshmem_server_num_peers(f->s), ==, 0);
+}
+
+/* With reuse_ids (--reuse-ids), the lowest free ID is given. */
 static void test_id_reuse(Fixture *f)
 {
     int sock[5];
     unsigned i;
 
+    f->cfg.reuse_ids = true;
     start_server(f);
     for (i = 0; i < 4; i++) {
         sock[i] = join_expect_id(f, i);
@@ -410,10 +490,10 @@ static void test_max_peers(Fixture *f)
     expect_quiet(f, a.sock);
     expect_quiet(f, b.sock);
 
-    /* Room again once a peer has left. */
+    /* Room again once a peer has left; the new one gets ID 2. */
     tpeer_leave(&a);
     expect_msg(f, b.sock, 0, false);
-    tpeer_join(f, &a, 0, (unsigned[]){ 1 }, 1, 2);
+    tpeer_join(f, &a, 2, (unsigned[]){ 1 }, 1, 0);
     tpeer_leave(&a);
     tpeer_leave(&b);
 }
@@ -431,16 +511,16 @@ static void test_slow_peer(Fixture *f)
     f->cfg.vectors = 4;
     start_server(f);
     tpeer_join(f, &slow, 0, NULL, 0, 1);
-    for (i = 0; i < cycles; i++) {
-        tpeer_join(f, &p, 1, (unsigned[]){ 0 }, 1, 2);
+    for (i = 1; i <= cycles; i++) {
+        tpeer_join(f, &p, i, (unsigned[]){ 0 }, 1, i == 1 ? 2 : 1);
         tpeer_leave(&p);
         settle(f);
     }
     /* The socket buffer is full: the rest waits in the server's queue. */
     g_assert_cmpint(ivshmem_server_peer_backlog(f->s, 0), >, 0);
-    for (i = 0; i < cycles; i++) {
-        expect_vectors(f, slow.sock, 1, 4);
-        expect_msg(f, slow.sock, 1, false);
+    for (i = 1; i <= cycles; i++) {
+        expect_vectors(f, slow.sock, i, 4);
+        expect_msg(f, slow.sock, i, false);
     }
     expect_quiet(f, slow.sock);
     g_assert_cmpint(ivshmem_server_peer_backlog(f->s, 0), ==, 0);
@@ -451,7 +531,8 @@ static void test_slow_peer(Fixture *f)
  * Join with more vectors than a TPeer keeps, reading the whole setup and
  * closing every fd: the other peers are 0 .. @n_others - 1.
  */
-static int join_and_drain(Fixture *f, unsigned id, unsigned n_others)
+static int join_and_drain(Fixture *f, unsigned id, unsigned n_others,
+                          unsigned marker)
 {
     int sock = connect_raw(f);
     unsigned i;
@@ -463,7 +544,7 @@ static int join_and_drain(Fixture *f, unsigned id, unsigned n_others)
         expect_vectors(f, sock, i, f->cfg.vectors);
     }
     expect_vectors(f, sock, id, f->cfg.vectors);
-    expect_msg(f, sock, id + 1, false);     /* the marker */
+    expect_msg(f, sock, marker, false);
     return sock;
 }
 
@@ -483,7 +564,7 @@ static void test_announce_after_setup(Fixture *f)
     f->cfg.vectors = NVEC;
     start_server(f);
     for (i = 0; i < N_OLD; i++) {
-        old[i] = join_and_drain(f, i, i);
+        old[i] = join_and_drain(f, i, i, i + 1);
         for (j = 0; j < i; j++) {
             expect_vectors(f, old[j], i, NVEC);
         }
@@ -503,15 +584,15 @@ static void test_announce_after_setup(Fixture *f)
         expect_quiet(f, old[i]);
     }
 
-    /* The same ID again; this one reads its burst and is announced. */
-    sock = join_and_drain(f, N_OLD, N_OLD);
+    /* The next one reads its burst and is announced. */
+    sock = join_and_drain(f, N_OLD + 1, N_OLD, N_OLD);
     for (i = 0; i < N_OLD; i++) {
-        expect_vectors(f, old[i], N_OLD, NVEC);
+        expect_vectors(f, old[i], N_OLD + 1, NVEC);
         expect_quiet(f, old[i]);
     }
     close(sock);
     for (i = 0; i < N_OLD; i++) {
-        expect_msg(f, old[i], N_OLD, false);
+        expect_msg(f, old[i], N_OLD + 1, false);
         close(old[i]);
     }
 }
@@ -569,11 +650,11 @@ static void test_bad_peers(Fixture *f)
     assert_log(f, "sent data");
     tpeer_leave(&b);
 
-    tpeer_join(f, &b, 1, (unsigned[]){ 0 }, 1, 2);
+    tpeer_join(f, &b, 2, (unsigned[]){ 0 }, 1, 1);
     g_assert_cmpint(shutdown(b.sock, SHUT_WR), ==, 0);
     expect_eof(f, b.sock);
-    expect_vectors(f, a.sock, 1, 1);
-    expect_msg(f, a.sock, 1, false);
+    expect_vectors(f, a.sock, 2, 1);
+    expect_msg(f, a.sock, 2, false);
     tpeer_leave(&b);
 
     /* Gone after two messages of its setup. */
@@ -582,8 +663,8 @@ static void test_bad_peers(Fixture *f)
     g_assert_true(recv_msg(f, b.sock, &val, &fd));
     close(b.sock);
     settle(f);
-    expect_vectors(f, a.sock, 1, 1);
-    expect_msg(f, a.sock, 1, false);
+    expect_vectors(f, a.sock, 3, 1);
+    expect_msg(f, a.sock, 3, false);
     expect_quiet(f, a.sock);
     g_assert_cmpuint(ivshmem_server_num_peers(f->s), ==, 1);
     tpeer_leave(&a);
@@ -620,7 +701,8 @@ static void test_live_socket(Fixture *f)
     /* The running server keeps its socket and still serves. */
     g_assert_true(g_file_test(f->sock_path, G_FILE_TEST_EXISTS));
     settle(f);
-    tpeer_join(f, &a, 0, NULL, 0, 1);
+    /* The other server's probe was peer 0. */
+    tpeer_join(f, &a, 1, NULL, 0, 0);
     tpeer_leave(&a);
 }
 
@@ -821,11 +903,11 @@ static void test_no_fd_leak(Fixture *f)
     expect_vectors(f, watcher.sock, 1, 1);
     expect_msg(f, watcher.sock, 1, false);
     before = count_fds();
-    for (i = 0; i < 10000; i++) {
-        tpeer_join(f, &p, 1, (unsigned[]){ 0 }, 1, 2);
+    for (i = 2; i < 10002; i++) {
+        tpeer_join(f, &p, i, (unsigned[]){ 0 }, 1, 1);
         tpeer_leave(&p);
-        expect_vectors(f, watcher.sock, 1, 1);
-        expect_msg(f, watcher.sock, 1, false);
+        expect_vectors(f, watcher.sock, i, 1);
+        expect_msg(f, watcher.sock, i, false);
     }
     settle(f);
     g_assert_cmpint(count_fds(), ==, before);
@@ -863,8 +945,8 @@ static void test_daemon_help(Fixture *f)
     static const char *const help[] = { "--help", NULL };
     static const char *const opts[] = {
         "--socket", "--shm-name", "--shm-dir", "--shm-file", "--size",
-        "--vectors", "--max-peers", "--setup-marker", "--no-setup-marker",
-        "--daemon",
+        "--vectors", "--max-peers", "--reuse-ids", "--setup-marker",
+        "--no-setup-marker", "--daemon",
         "--foreground", "--pidfile", "--verbose", "--help", "-S,", "-l,",
         "-n,", "-F,", "-p,", "-v,", "-h,", "-m ", "-M ",
     };
@@ -930,6 +1012,29 @@ static void test_daemon_sigterm(Fixture *f)
     g_assert_true(g_file_test(mem, G_FILE_TEST_IS_REGULAR));
 }
 
+/* The daemon gives IDs back only with --reuse-ids. */
+static void test_daemon_reuse_ids(Fixture *f)
+{
+    g_autofree char *pidfile = g_build_filename(f->dir, "pid", NULL);
+    const char *const args[] = {
+        "--daemon", "-p", pidfile, "-S", f->sock_path, "--reuse-ids", NULL
+    };
+    TPeer a, b;
+    int pid;
+
+    g_assert_cmpint(run_daemon(args, NULL, NULL), ==, 0);
+    pid = pid_from_file(pidfile);
+    tpeer_join(f, &a, 0, NULL, 0, -1);
+    tpeer_join(f, &b, 1, (unsigned[]){ 0 }, 1, -1);
+    tpeer_leave(&a);
+    expect_msg(f, b.sock, 0, false);
+    tpeer_join(f, &a, 0, (unsigned[]){ 1 }, 1, -1);
+    tpeer_leave(&a);
+    tpeer_leave(&b);
+    g_assert_cmpint(kill(pid, SIGTERM), ==, 0);
+    wait_gone(pid);
+}
+
 /* systemd passes a listening socket as fd 3, LISTEN_PID names the child. */
 static void test_socket_activation(Fixture *f)
 {
@@ -973,7 +1078,9 @@ static const TestCase tests[] = {
     { "/ivshmem-server/handshake", test_handshake },
     { "/ivshmem-server/marker-value", test_marker_value },
     { "/ivshmem-server/no-marker", test_no_marker },
-    { "/ivshmem-server/id-reuse", test_id_reuse },
+    { "/ivshmem-server/id/increasing", test_id_increasing },
+    { "/ivshmem-server/id/wrap", test_id_wrap },
+    { "/ivshmem-server/id/reuse", test_id_reuse },
     { "/ivshmem-server/max-peers", test_max_peers },
     { "/ivshmem-server/slow-peer", test_slow_peer },
     { "/ivshmem-server/announce-after-setup", test_announce_after_setup },
@@ -992,6 +1099,7 @@ static const TestCase tests[] = {
     { "/ivshmem-server/no-fd-leak", test_no_fd_leak },
     { "/ivshmem-server/daemon/help", test_daemon_help, true },
     { "/ivshmem-server/daemon/sigterm", test_daemon_sigterm, true },
+    { "/ivshmem-server/daemon/reuse-ids", test_daemon_reuse_ids, true },
     { "/ivshmem-server/daemon/socket-activation", test_socket_activation,
       true },
 };

@@ -132,10 +132,11 @@ void ivshmem_server_config_init(IvshmemServerConfig *cfg)
         .vectors = IVSHMEM_SERVER_DEFAULT_VECTORS,
         .max_peers = IVSHMEM_SERVER_DEFAULT_MAX_PEERS,
         /*
-         * Off by default: QEMU's ivshmem device up to 10.0 frees a peer's
-         * state on a disconnect without forgetting it, so the marker (a
-         * disconnect of the next ID to be handed out) makes such a device
-         * use freed memory when that peer joins.
+         * Off by default: an unmodified QEMU ivshmem device frees a
+         * peer's eventfds on a disconnect without forgetting them, so
+         * the marker (a disconnect of a free ID) makes it write into
+         * freed memory when a peer gets that ID; QEMU's original
+         * ivshmem-client reconnects on it, again and again.
          */
         .setup_marker = false,
     };

@@ -960,6 +960,11 @@ static void test_daemon_help(Fixture *f)
         g_assert_nonnull(strstr(out, opts[i]));
     }
     g_assert_nonnull(strstr(out, "default 1)"));
+    /* Who may use the marker, in this series' terms, not a release's. */
+    g_assert_nonnull(strstr(out, "only when every client\n"
+                            "                         is this series' "
+                            "ivshmem-doorbell or ivshmem-client"));
+    g_assert_null(strstr(out, "QEMU 10.1"));
     g_assert_nonnull(strstr(out, "every\n                         "
                             "device on this server must use vectors=N"));
     g_assert_cmpint(run_daemon(bad, NULL, &err), ==, 1);

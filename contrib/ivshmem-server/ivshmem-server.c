@@ -25,11 +25,8 @@
 #define SERVER_MAX_EVENTS   64
 /* Accept at most this many connections per wakeup, to stay fair. */
 #define SERVER_ACCEPT_BURST 64
-/*
- * A peer that leaves this many messages unread is dropped: its queue
- * would otherwise grow without bound.  Far above any real setup burst.
- */
-#define SERVER_MAX_BACKLOG  (1024 * 1024)
+/* Of a setup, the messages that are not a peer's vector. */
+#define SERVER_SETUP_EXTRA  4
 
 typedef enum SourceKind {
     SOURCE_LISTEN,
@@ -131,6 +128,7 @@ void ivshmem_server_config_init(IvshmemServerConfig *cfg)
         .shm_size = 0,
         .vectors = IVSHMEM_SERVER_DEFAULT_VECTORS,
         .max_peers = IVSHMEM_SERVER_DEFAULT_MAX_PEERS,
+        .max_backlog = IVSHMEM_SERVER_DEFAULT_MAX_BACKLOG,
         /*
          * Off by default: an unmodified QEMU ivshmem device frees a
          * peer's eventfds on a disconnect without forgetting them, so
@@ -574,6 +572,22 @@ static void peer_mark_dirty(Peer *peer)
 }
 
 /*
+ * How many messages @peer may leave unread.  Announcements of departed
+ * peers that were not sent are withdrawn (peer_forget), so what is
+ * queued is one message per vector of every connected peer at most,
+ * the rest of the setup, and the departures and vectors of peers that
+ * left after @peer was sent part of their announcement: that last part
+ * is what cfg.max_backlog bounds.
+ */
+static long peer_backlog_limit(Peer *peer)
+{
+    IvshmemServer *s = peer->s;
+
+    return (long)s->num_peers * s->cfg.vectors + SERVER_SETUP_EXTRA +
+           s->cfg.max_backlog;
+}
+
+/*
  * A new message needs a flush, unless the socket is known to be full:
  * then EPOLLOUT will tell when to go on, and trying now costs a syscall
  * per message for nothing.
@@ -581,7 +595,7 @@ static void peer_mark_dirty(Peer *peer)
 static void peer_queued(Peer *peer)
 {
     peer->backlog++;
-    if (!peer->want_out || peer->backlog > SERVER_MAX_BACKLOG) {
+    if (!peer->want_out || peer->backlog > peer_backlog_limit(peer)) {
         peer_mark_dirty(peer);
     }
 }
@@ -727,7 +741,12 @@ static bool peer_flush(Peer *peer, const char **reason)
             server_announce(peer);
         }
     }
-    if (peer->backlog > SERVER_MAX_BACKLOG) {
+    if (peer->backlog > peer_backlog_limit(peer)) {
+        server_log(peer->s, IVSHMEM_SERVER_LOG_WARNING, "peer %u: left more "
+                   "than %ld messages unread (%u peer(s) of %u vector(s), "
+                   "and %u more allowed); dropping it", peer->id,
+                   peer_backlog_limit(peer), peer->s->num_peers,
+                   peer->s->cfg.vectors, peer->s->cfg.max_backlog);
         *reason = "too many unread messages";
         return false;
     }
@@ -740,16 +759,53 @@ static bool peer_flush(Peer *peer, const char **reason)
 
 /* Peers */
 
-static void server_broadcast_disconnect(IvshmemServer *s, unsigned id)
+/*
+ * @gone has left: withdraw its vectors from @peer's queue if none of
+ * them has been sent yet, so that @peer never hears of it and its
+ * eventfds can be closed now.  A run of vectors that is partly out stays
+ * whole (a client may learn the server's vector count from it).
+ * Returns true if @peer has to be told that @gone left.
+ */
+static bool peer_forget(Peer *peer, Vectors *gone)
 {
-    Peer *other;
+    QSIMPLEQ_HEAD(, Msg) keep = QSIMPLEQ_HEAD_INITIALIZER(keep);
+    long idx = 0, in_setup = 0;
+    unsigned queued = 0;
+    Msg *msg;
 
-    if (s->closing) {
-        return;
+    QSIMPLEQ_FOREACH(msg, &peer->queue, next) {
+        if (msg->ref == gone) {
+            if (idx == 0 && peer->sent) {
+                return true;
+            }
+            queued++;
+        }
+        idx++;
     }
-    QTAILQ_FOREACH(other, &s->peers, next) {
-        peer_queue(other, id, NULL, 0);
+    if (queued < gone->n) {
+        return true;
     }
+    idx = 0;
+    while ((msg = QSIMPLEQ_FIRST(&peer->queue))) {
+        QSIMPLEQ_REMOVE_HEAD(&peer->queue, next);
+        if (msg->ref != gone) {
+            QSIMPLEQ_INSERT_TAIL(&keep, msg, next);
+        } else {
+            in_setup += idx < peer->setup_left;
+            msg_free(msg);
+        }
+        idx++;
+    }
+    QSIMPLEQ_CONCAT(&peer->queue, &keep);
+    peer->backlog -= queued;
+    if (peer->setup_left) {
+        peer->setup_left -= in_setup;
+        if (!peer->setup_left) {
+            server_announce(peer);
+        }
+    }
+    peer_mark_dirty(peer);
+    return false;
 }
 
 /*
@@ -760,6 +816,7 @@ static void server_broadcast_disconnect(IvshmemServer *s, unsigned id)
 static void peer_drop(Peer *peer, const char *reason)
 {
     IvshmemServer *s = peer->s;
+    Peer *other;
     Msg *msg;
 
     if (peer->dead) {
@@ -781,14 +838,19 @@ static void peer_drop(Peer *peer, const char *reason)
         msg_free(msg);
     }
     peer->backlog = 0;
-    vectors_unref(peer->vectors);
-    peer->vectors = NULL;
     server_log(s, IVSHMEM_SERVER_LOG_INFO,
                "peer %u left (%s); %u peer(s) remain", peer->id, reason,
                s->num_peers);
-    if (peer->announced) {
-        server_broadcast_disconnect(s, peer->id);
+    /* Without an announcement there is nothing to withdraw or tell. */
+    if (peer->announced && !s->closing) {
+        QTAILQ_FOREACH(other, &s->peers, next) {
+            if (peer_forget(other, peer->vectors)) {
+                peer_queue(other, peer->id, NULL, 0);
+            }
+        }
     }
+    vectors_unref(peer->vectors);
+    peer->vectors = NULL;
     s->zombies = g_slist_prepend(s->zombies, peer);
 }
 

@@ -23,6 +23,7 @@
 #define IVSHMEM_SERVER_MAX_PEERS          (IVSHMEM_MAX_PEERS - 1)
 #define IVSHMEM_SERVER_DEFAULT_MAX_PEERS  IVSHMEM_SERVER_MAX_PEERS
 #define IVSHMEM_SERVER_MIN_SIZE           (4 * KiB)
+#define IVSHMEM_SERVER_DEFAULT_MAX_BACKLOG 65536
 
 typedef enum IvshmemServerShmKind {
     IVSHMEM_SERVER_SHM_MEMFD,   /* anonymous memfd (default) */
@@ -64,6 +65,12 @@ typedef struct IvshmemServerConfig {
      * when a later peer gets the same ID.
      */
     bool reuse_ids;
+    /*
+     * A peer may leave unread one message per vector of every connected
+     * peer (itself included), the 4 other messages of its setup, and this
+     * many more; past that it is dropped.
+     */
+    unsigned max_backlog;
     /* Send the setup-end marker after a new peer's own eventfds. */
     bool setup_marker;
 

@@ -499,35 +499,6 @@ static void test_max_peers(Fixture *f)
 }
 
 /*
- * A peer that does not read while others come and go gets every message,
- * in order, once it reads: the server queues what the socket refuses.
- */
-static void test_slow_peer(Fixture *f)
-{
-    const unsigned cycles = 400;
-    TPeer slow, p;
-    unsigned i;
-
-    f->cfg.vectors = 4;
-    start_server(f);
-    tpeer_join(f, &slow, 0, NULL, 0, 1);
-    for (i = 1; i <= cycles; i++) {
-        tpeer_join(f, &p, i, (unsigned[]){ 0 }, 1, i == 1 ? 2 : 1);
-        tpeer_leave(&p);
-        settle(f);
-    }
-    /* The socket buffer is full: the rest waits in the server's queue. */
-    g_assert_cmpint(ivshmem_server_peer_backlog(f->s, 0), >, 0);
-    for (i = 1; i <= cycles; i++) {
-        expect_vectors(f, slow.sock, i, 4);
-        expect_msg(f, slow.sock, i, false);
-    }
-    expect_quiet(f, slow.sock);
-    g_assert_cmpint(ivshmem_server_peer_backlog(f->s, 0), ==, 0);
-    tpeer_leave(&slow);
-}
-
-/*
  * Join with more vectors than a TPeer keeps, reading the whole setup and
  * closing every fd: the other peers are 0 .. @n_others - 1.
  */
@@ -546,6 +517,152 @@ static int join_and_drain(Fixture *f, unsigned id, unsigned n_others,
     expect_vectors(f, sock, id, f->cfg.vectors);
     expect_msg(f, sock, marker, false);
     return sock;
+}
+
+/*
+ * A peer that does not read while others join gets every message, in
+ * order, once it reads: the server queues what the socket refuses.
+ */
+static void test_slow_peer(Fixture *f)
+{
+    enum { N = 40, NVEC = 64 };
+    int slow, sock[N + 1];
+    unsigned i;
+
+    f->cfg.vectors = NVEC;
+    start_server(f);
+    slow = join_and_drain(f, 0, 0, 1);
+    for (i = 1; i <= N; i++) {
+        sock[i] = join_and_drain(f, i, i, i + 1);
+    }
+    settle(f);
+    /* The socket buffer is full: the rest waits in the server's queue. */
+    g_assert_cmpint(ivshmem_server_peer_backlog(f->s, 0), >, 0);
+    for (i = 1; i <= N; i++) {
+        expect_vectors(f, slow, i, NVEC);
+    }
+    expect_quiet(f, slow);
+    g_assert_cmpint(ivshmem_server_peer_backlog(f->s, 0), ==, 0);
+    for (i = 1; i <= N; i++) {
+        close(sock[i]);
+        settle(f);
+        expect_msg(f, slow, i, false);
+    }
+    close(slow);
+}
+
+/*
+ * Read what a peer was sent after its setup and check that it makes
+ * sense: every peer's vectors complete and in one run, and a departure
+ * only for a peer it knows.  Returns the number of peers it heard of.
+ */
+static unsigned check_stream(Fixture *f, int sock, unsigned nvec)
+{
+    g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
+    unsigned heard = 0, count = 0;
+    int64_t val, last = -1;
+    struct pollfd pfd = { .fd = sock, .events = POLLIN };
+    int fd;
+
+    settle(f);
+    while (poll(&pfd, 1, 0) == 1) {
+        g_assert_true(recv_msg(f, sock, &val, &fd));
+        g_assert_cmpint(val, >=, 0);
+        if (fd >= 0) {
+            close(fd);
+            if (val != last) {
+                /* A new run: the last one was complete. */
+                g_assert_true(last < 0 || count == nvec);
+                g_assert_false(g_hash_table_contains(seen,
+                                                     GINT_TO_POINTER(val)));
+                g_hash_table_add(seen, GINT_TO_POINTER(val));
+                last = val;
+                count = 0;
+                heard++;
+            }
+            count++;
+            continue;
+        }
+        g_assert_true(g_hash_table_contains(seen, GINT_TO_POINTER(val)));
+        g_assert_true(val != last || count == nvec);
+        g_hash_table_remove(seen, GINT_TO_POINTER(val));
+    }
+    return heard;
+}
+
+/*
+ * A peer that stops reading while others come and go holds no fd of a
+ * peer that has left: an announcement that was not sent yet is dropped
+ * with its peer, and so is the departure.  What it does get is
+ * consistent.
+ */
+static void test_stalled_peer(Fixture *f)
+{
+    enum { NVEC = 8, CYCLES = 4000 };
+    TPeer stalled, p;
+    long backlog;
+    int before;
+    unsigned i;
+
+    f->cfg.vectors = NVEC;
+    start_server(f);
+    tpeer_join(f, &stalled, 0, NULL, 0, 1);
+    /* Fill its socket, so that the server has to queue. */
+    for (i = 1; ivshmem_server_peer_backlog(f->s, 0) == 0; i++) {
+        g_assert_cmpuint(i, <, CYCLES);
+        tpeer_join(f, &p, i, (unsigned[]){ 0 }, 1, i == 1 ? 2 : 1);
+        tpeer_leave(&p);
+        settle(f);
+    }
+    backlog = ivshmem_server_peer_backlog(f->s, 0);
+    before = count_fds();
+    for (; i < CYCLES; i++) {
+        tpeer_join(f, &p, i, (unsigned[]){ 0 }, 1, 1);
+        tpeer_leave(&p);
+        settle(f);
+        g_assert_cmpint(ivshmem_server_peer_backlog(f->s, 0), ==, backlog);
+    }
+    g_assert_cmpint(count_fds(), <=, before);
+    g_assert_cmpuint(ivshmem_server_num_peers(f->s), ==, 1);
+    /* It hears of the peers its socket took, not of the later ones. */
+    g_assert_cmpuint(check_stream(f, stalled.sock, NVEC), <, CYCLES / 2);
+    tpeer_leave(&stalled);
+}
+
+/*
+ * Beyond one message per vector of every connected peer, a peer may
+ * leave only max_backlog messages unread; past that it is dropped.
+ */
+static void test_backlog_limit(Fixture *f)
+{
+    enum { N = 300, LIMIT = 8 };
+    int stalled, sock[N + 1];
+    long queued;
+    unsigned i;
+
+    f->cfg.max_backlog = LIMIT;
+    start_server(f);
+    stalled = join_and_drain(f, 0, 0, 1);
+    for (i = 1; i <= N; i++) {
+        sock[i] = join_and_drain(f, i, i, i + 1);
+    }
+    settle(f);
+    /* Announcements of peers that are there: within the limit. */
+    queued = ivshmem_server_peer_backlog(f->s, 0);
+    g_assert_cmpint(queued, >, 0);
+    /*
+     * N - queued announcements were sent, so as many departures must
+     * wait once the peers have left; more than the limit allows with one
+     * peer of one vector: that vector, 4 setup messages and LIMIT.
+     */
+    g_assert_cmpint(N - queued, >, 1 + 4 + LIMIT);
+    for (i = 1; i <= N; i++) {
+        close(sock[i]);
+        settle(f);
+    }
+    g_assert_cmpint(ivshmem_server_peer_backlog(f->s, 0), ==, -1);
+    assert_log(f, "peer 0: left more than");
+    close(stalled);
 }
 
 /*
@@ -1088,6 +1205,8 @@ static const TestCase tests[] = {
     { "/ivshmem-server/id/reuse", test_id_reuse },
     { "/ivshmem-server/max-peers", test_max_peers },
     { "/ivshmem-server/slow-peer", test_slow_peer },
+    { "/ivshmem-server/stalled-peer", test_stalled_peer },
+    { "/ivshmem-server/backlog-limit", test_backlog_limit },
     { "/ivshmem-server/announce-after-setup", test_announce_after_setup },
     { "/ivshmem-server/high-fds", test_high_fds },
     { "/ivshmem-server/bad-peers", test_bad_peers },

@@ -759,6 +759,31 @@ static bool peer_flush(Peer *peer, const char **reason)
 
 /* Peers */
 
+/* The setup-end marker: the lowest ID that no connected peer holds. */
+static int64_t server_marker(IvshmemServer *s)
+{
+    /* One ID always stays free (max_peers < IVSHMEM_MAX_PEERS). */
+    return find_first_zero_bit(s->ids, IVSHMEM_MAX_PEERS);
+}
+
+/*
+ * The setup of @peer lost the vectors of a peer that left, whose ID is
+ * free now: a marker still queued must not skip it, since @peer will
+ * never know that ID.  Nothing after the withdrawn vectors was sent.
+ */
+static void peer_update_marker(Peer *peer)
+{
+    Msg *msg;
+    long idx = 0;
+
+    QSIMPLEQ_FOREACH(msg, &peer->queue, next) {
+        if (++idx == peer->setup_left) {
+            stq_le_p(msg->data, server_marker(peer->s));
+            return;
+        }
+    }
+}
+
 /*
  * @gone has left: withdraw its vectors from @peer's queue if none of
  * them has been sent yet, so that @peer never hears of it and its
@@ -802,6 +827,8 @@ static bool peer_forget(Peer *peer, Vectors *gone)
         peer->setup_left -= in_setup;
         if (!peer->setup_left) {
             server_announce(peer);
+        } else if (in_setup && peer->s->cfg.setup_marker) {
+            peer_update_marker(peer);
         }
     }
     peer_mark_dirty(peer);
@@ -912,12 +939,8 @@ static void peer_queue_setup(Peer *peer)
         peer_queue(peer, peer->id, peer->vectors, i);
     }
     if (s->cfg.setup_marker) {
-        /*
-         * Our ID is already taken in the bitmap, and one ID always
-         * stays free (max_peers < IVSHMEM_MAX_PEERS).
-         */
-        peer_queue(peer, find_first_zero_bit(s->ids, IVSHMEM_MAX_PEERS),
-                   NULL, 0);
+        /* Our ID is already taken in the bitmap. */
+        peer_queue(peer, server_marker(s), NULL, 0);
     }
     peer->setup_left = peer->backlog;
 }

@@ -591,6 +591,56 @@ static unsigned check_stream(Fixture *f, int sock, unsigned nvec)
 }
 
 /*
+ * A peer that leaves while its vectors still wait in a new peer's setup
+ * is withdrawn from that setup: the new peer never hears of it, and the
+ * marker, still queued, becomes the lowest ID the new peer does not know.
+ */
+static void test_setup_withdraw(Fixture *f)
+{
+    enum { N_OLD = 4, NVEC = 128 };
+    int old[N_OLD], sock;
+    unsigned i, j;
+
+    f->cfg.vectors = NVEC;
+    start_server(f);
+    for (i = 0; i < N_OLD; i++) {
+        old[i] = join_and_drain(f, i, i, i + 1);
+        for (j = 0; j < i; j++) {
+            expect_vectors(f, old[j], i, NVEC);
+        }
+    }
+    sock = connect_raw(f);
+    settle(f);
+    /* Nothing of the last old peer's vectors has gone out yet. */
+    g_assert_cmpint(ivshmem_server_peer_backlog(f->s, N_OLD), >=,
+                    2 * NVEC + 1);
+    close(old[N_OLD - 1]);
+    settle(f);
+    for (i = 0; i < N_OLD - 1; i++) {
+        expect_msg(f, old[i], N_OLD - 1, false);
+    }
+
+    expect_msg(f, sock, IVSHMEM_PROTOCOL_VERSION, false);
+    expect_msg(f, sock, N_OLD, false);
+    close(expect_msg(f, sock, IVSHMEM_MSG_SHM, true));
+    for (i = 0; i < N_OLD - 1; i++) {
+        expect_vectors(f, sock, i, NVEC);
+    }
+    expect_vectors(f, sock, N_OLD, NVEC);
+    expect_msg(f, sock, N_OLD - 1, false);      /* the marker */
+    expect_quiet(f, sock);
+    /* Its setup is out: it is announced. */
+    for (i = 0; i < N_OLD - 1; i++) {
+        expect_vectors(f, old[i], N_OLD, NVEC);
+        expect_quiet(f, old[i]);
+    }
+    for (i = 0; i < N_OLD - 1; i++) {
+        close(old[i]);
+    }
+    close(sock);
+}
+
+/*
  * A peer that stops reading while others come and go holds no fd of a
  * peer that has left: an announcement that was not sent yet is dropped
  * with its peer, and so is the departure.  What it does get is
@@ -1206,6 +1256,7 @@ static const TestCase tests[] = {
     { "/ivshmem-server/max-peers", test_max_peers },
     { "/ivshmem-server/slow-peer", test_slow_peer },
     { "/ivshmem-server/stalled-peer", test_stalled_peer },
+    { "/ivshmem-server/setup-withdraw", test_setup_withdraw },
     { "/ivshmem-server/backlog-limit", test_backlog_limit },
     { "/ivshmem-server/announce-after-setup", test_announce_after_setup },
     { "/ivshmem-server/high-fds", test_high_fds },

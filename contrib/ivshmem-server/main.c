@@ -8,6 +8,7 @@
 
 #include "qemu/osdep.h"
 #include <getopt.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <syslog.h>
@@ -33,6 +34,10 @@ enum {
 typedef struct Options {
     IvshmemServerConfig cfg;
     const char *pidfile;
+    int pid_fd;                 /* the pid file, locked; -1: none */
+    dev_t pid_dev;
+    ino_t pid_ino;
+    int ready_fd;               /* --daemon: tells the parent, or -1 */
     bool daemon;
     bool verbose;
     bool use_syslog;
@@ -113,9 +118,13 @@ static void usage(void)
            "  -F, --foreground       stay in the foreground (the default; "
            "accepted\n"
            "                         for compatibility)\n"
-           "  -p, --pidfile PATH     write the process ID to PATH, removed "
-           "at exit\n"
-           "                         (default: none)\n"
+           "  -p, --pidfile PATH     write the process ID to PATH before "
+           "anything else,\n"
+           "                         atomically, and remove it at exit; "
+           "refused if\n"
+           "                         PATH is a symbolic link or held by a "
+           "running\n"
+           "                         server (default: none)\n"
            "  -v, --verbose          log debug messages too (default: off)\n"
            "  -h, --help             show this help and exit\n",
            progname, IVSHMEM_SERVER_DEFAULT_SOCKET,
@@ -374,22 +383,77 @@ static void absolute_paths(Options *o)
     }
 }
 
-static void write_pidfile(Options *o)
+/*
+ * Take the pid file: refuse one that a running server holds (it keeps
+ * an flock on it) or that is a symbolic link, then write our pid into a
+ * new file next to it and rename that over it, so that a reader sees
+ * either no file or the whole pid, never an empty one.
+ */
+static void pidfile_take(Options *o)
 {
-    Error *err = NULL;
+    g_autofree char *tmp = g_strdup_printf("%s.XXXXXX", o->pidfile);
+    g_autofree char *text = g_strdup_printf("%d\n", (int)getpid());
+    struct stat st;
+    int fd;
 
-    if (o->pidfile && !qemu_write_pidfile(o->pidfile, &err)) {
-        die_error(err);
+    fd = open(o->pidfile, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 && errno == ELOOP) {
+        die("pid file '%s' is a symbolic link; refusing to follow it",
+            o->pidfile);
     }
+    if (fd < 0 && errno != ENOENT) {
+        die("cannot open pid file '%s': %s", o->pidfile, strerror(errno));
+    }
+    if (fd >= 0) {
+        if (flock(fd, LOCK_SH | LOCK_NB) < 0) {
+            die("pid file '%s' is held by a running server", o->pidfile);
+        }
+        close(fd);
+    }
+    fd = g_mkstemp_full(tmp, O_RDWR | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        die("cannot create a pid file next to '%s': %s", o->pidfile,
+            strerror(errno));
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0 ||
+        qemu_write_full(fd, text, strlen(text)) != (ssize_t)strlen(text) ||
+        fstat(fd, &st) < 0 || rename(tmp, o->pidfile) < 0) {
+        int err = errno;
+
+        unlink(tmp);
+        die("cannot write pid file '%s': %s", o->pidfile, strerror(err));
+    }
+    o->pid_fd = fd;
+    o->pid_dev = st.st_dev;
+    o->pid_ino = st.st_ino;
+}
+
+/* Remove the pid file, unless it is not ours any more. */
+static void pidfile_release(Options *o)
+{
+    struct stat st;
+
+    if (o->pid_fd < 0) {
+        return;
+    }
+    if (lstat(o->pidfile, &st) == 0 && st.st_dev == o->pid_dev &&
+        st.st_ino == o->pid_ino && unlink(o->pidfile) < 0) {
+        log_msg(o, IVSHMEM_SERVER_LOG_WARNING, "cannot remove %s: %s",
+                o->pidfile, strerror(errno));
+    }
+    close(o->pid_fd);
+    o->pid_fd = -1;
 }
 
 /*
- * The parent exits only once the child serves (with 0) or has failed
- * (with 1), so that scripts can rely on the socket and the pidfile.
+ * --daemon, first half, before anything is created: fork.  The parent
+ * exits only once the child serves (with 0) or has failed (with 1), so
+ * that scripts can rely on the socket and the pid file; the child keeps
+ * the terminal for its errors until daemon_ready().
  */
-static void daemonize(Options *o)
+static void daemon_fork(Options *o)
 {
-    int pipefd[2], devnull;
+    int pipefd[2];
     char c = 0;
     ssize_t n;
     pid_t pid;
@@ -409,10 +473,18 @@ static void daemonize(Options *o)
         _exit(n == 1 ? EXIT_SUCCESS : EXIT_FAILURE);
     }
     close(pipefd[0]);
+    o->ready_fd = pipefd[1];
     if (setsid() < 0 || chdir("/") < 0) {
         die("cannot detach: %s", strerror(errno));
     }
-    write_pidfile(o);
+}
+
+/* --daemon, second half, once serving: let go of the terminal. */
+static void daemon_ready(Options *o)
+{
+    char c = 0;
+    int devnull;
+
     devnull = open("/dev/null", O_RDWR);
     if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 ||
         dup2(devnull, STDOUT_FILENO) < 0 || dup2(devnull, STDERR_FILENO) < 0) {
@@ -423,22 +495,52 @@ static void daemonize(Options *o)
     }
     openlog(progname, LOG_PID, LOG_DAEMON);
     o->use_syslog = true;
-    if (write(pipefd[1], &c, 1) != 1) {
+    if (write(o->ready_fd, &c, 1) != 1) {
         log_msg(o, IVSHMEM_SERVER_LOG_WARNING, "cannot notify the parent: %s",
                 strerror(errno));
     }
-    close(pipefd[1]);
+    close(o->ready_fd);
+    o->ready_fd = -1;
 }
 
-/* SIGTERM and SIGINT become readable events of the loop. */
+/*
+ * Started with fd 0, 1 or 2 closed, the next file we open would take
+ * its place, and the log would be written into it (into the shared
+ * memory, for instance).  Fill them with /dev/null first.
+ */
+static void open_std_fds(void)
+{
+    int fd;
+
+    do {
+        fd = open("/dev/null", O_RDWR);
+    } while (fd >= 0 && fd <= STDERR_FILENO);
+    if (fd < 0) {
+        exit(EXIT_FAILURE);
+    }
+    close(fd);
+}
+
+/* The signals that stop the server, cleanly. */
+static const int stop_signals[] = {
+    SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2,
+};
+
+/*
+ * The stop signals become readable events of the loop.  Blocked before
+ * anything is created, so that one that comes early is handled once the
+ * loop runs, never by the default action that would leave files behind.
+ */
 static int signals_fd(void)
 {
     sigset_t mask;
+    size_t i;
     int fd;
 
     sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
+    for (i = 0; i < G_N_ELEMENTS(stop_signals); i++) {
+        sigaddset(&mask, stop_signals[i]);
+    }
     if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
         die("cannot block signals: %s", strerror(errno));
     }
@@ -462,11 +564,12 @@ static void log_signal(Options *o, int sfd)
 int main(int argc, char **argv)
 {
     g_autoptr(IvshmemServer) server = NULL;
-    Options o = { 0 };
+    Options o = { .pid_fd = -1, .ready_fd = -1 };
     Error *err = NULL;
     int sfd;
     bool ok;
 
+    open_std_fds();
     error_init(argv[0]);
     progname = g_path_get_basename(argv[0]);
     ivshmem_server_config_init(&o.cfg);
@@ -480,17 +583,22 @@ int main(int argc, char **argv)
     raise_fd_limit(&o);
     /* A peer that goes away must not kill us when we write to it. */
     signal(SIGPIPE, SIG_IGN);
-    /* Before detaching, so that errors reach the terminal. */
+    sfd = signals_fd();
+    if (o.daemon) {
+        daemon_fork(&o);
+    }
+    /* The pid file first: if it is refused, nothing else is created. */
+    if (o.pidfile) {
+        pidfile_take(&o);
+    }
     server = ivshmem_server_new(&o.cfg, &err);
     if (!server) {
+        pidfile_release(&o);
         die_error(err);
     }
     if (o.daemon) {
-        daemonize(&o);
-    } else {
-        write_pidfile(&o);
+        daemon_ready(&o);
     }
-    sfd = signals_fd();
     ok = ivshmem_server_run(server, sfd, &err);
     if (ok) {
         log_signal(&o, sfd);
@@ -500,10 +608,7 @@ int main(int argc, char **argv)
     }
     close(sfd);
     g_clear_pointer(&server, ivshmem_server_free);
-    if (o.pidfile && unlink(o.pidfile) < 0) {
-        log_msg(&o, IVSHMEM_SERVER_LOG_WARNING, "cannot remove %s: %s",
-                o.pidfile, strerror(errno));
-    }
+    pidfile_release(&o);
     g_free(o.socket_abs);
     g_free(o.shm_abs);
     g_free(o.pidfile_abs);

@@ -12,6 +12,7 @@
 
 #include "qemu/osdep.h"
 #include <poll.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -1184,6 +1185,127 @@ static void test_daemon_sigterm(Fixture *f)
     g_assert_true(g_file_test(mem, G_FILE_TEST_IS_REGULAR));
 }
 
+static void assert_no_shm_name(const char *name)
+{
+    int fd = shm_open(name, O_RDONLY, 0);
+
+    g_assert_cmpint(fd, ==, -1);
+    g_assert_cmpint(errno, ==, ENOENT);
+}
+
+/*
+ * Every signal that a supervisor may send to stop the server stops it
+ * cleanly, also when it comes right after the daemon reported ready.
+ */
+static void test_daemon_signals(Fixture *f)
+{
+    static const int sigs[] = {
+        SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2,
+    };
+    g_autofree char *pidfile = g_build_filename(f->dir, "pid", NULL);
+    const char *const args[] = {
+        "--daemon", "-p", pidfile, "-S", f->sock_path,
+        "--shm-name", f->shm_name, NULL
+    };
+    unsigned i, round;
+    int pid;
+
+    for (round = 0; round < 5; round++) {
+        for (i = 0; i < G_N_ELEMENTS(sigs); i++) {
+            g_assert_cmpint(run_daemon(args, NULL, NULL), ==, 0);
+            pid = pid_from_file(pidfile);
+            g_assert_cmpint(kill(pid, sigs[i]), ==, 0);
+            wait_gone(pid);
+            g_assert_false(g_file_test(f->sock_path, G_FILE_TEST_EXISTS));
+            g_assert_false(g_file_test(pidfile, G_FILE_TEST_EXISTS));
+            assert_no_shm_name(f->shm_name);
+        }
+    }
+}
+
+/* A pid file held by a running server is refused before anything exists. */
+static void test_daemon_pidfile_held(Fixture *f)
+{
+    g_autofree char *pidfile = g_build_filename(f->dir, "pid", NULL);
+    g_autofree char *sock2 = g_build_filename(f->dir, "mem", NULL);
+    const char *const first[] = {
+        "--daemon", "-p", pidfile, "-S", f->sock_path, NULL
+    };
+    const char *const second[] = {
+        "--daemon", "-p", pidfile, "-S", sock2, "--shm-name", f->shm_name,
+        NULL
+    };
+    g_autofree char *err = NULL;
+    int pid;
+
+    g_assert_cmpint(run_daemon(first, NULL, NULL), ==, 0);
+    pid = pid_from_file(pidfile);
+    g_assert_cmpint(run_daemon(second, NULL, &err), ==, 1);
+    g_assert_nonnull(strstr(err, "held by a running server"));
+    g_assert_false(g_file_test(sock2, G_FILE_TEST_EXISTS));
+    assert_no_shm_name(f->shm_name);
+    /* The first one's pid file is untouched. */
+    g_assert_cmpint(pid_from_file(pidfile), ==, pid);
+    g_assert_cmpint(kill(pid, SIGTERM), ==, 0);
+    wait_gone(pid);
+}
+
+/* A pid file that is a symbolic link is not followed. */
+static void test_daemon_pidfile_symlink(Fixture *f)
+{
+    g_autofree char *pidfile = g_build_filename(f->dir, "pid", NULL);
+    g_autofree char *target = g_build_filename(f->dir, "persistent", NULL);
+    const char *const args[] = {
+        "--daemon", "-p", pidfile, "-S", f->sock_path, NULL
+    };
+    g_autofree char *contents = NULL;
+    g_autofree char *err = NULL;
+
+    g_assert_true(g_file_set_contents(target, "keep", -1, NULL));
+    g_assert_cmpint(symlink(target, pidfile), ==, 0);
+    g_assert_cmpint(run_daemon(args, NULL, &err), ==, 1);
+    g_assert_nonnull(strstr(err, "symbolic link"));
+    g_assert_true(g_file_get_contents(target, &contents, NULL, NULL));
+    g_assert_cmpstr(contents, ==, "keep");
+    g_assert_false(g_file_test(f->sock_path, G_FILE_TEST_EXISTS));
+}
+
+/*
+ * Started with fds 0-2 closed, the daemon does not let its own files
+ * take their numbers, so detaching (which points 0-2 to /dev/null)
+ * closes none of them: it still serves the shared memory.
+ */
+static void test_daemon_closed_std_fds(Fixture *f)
+{
+    g_autofree char *bin = server_binary();
+    g_autofree char *pidfile = g_build_filename(f->dir, "pid", NULL);
+    struct stat st;
+    int status;
+    TPeer a;
+    pid_t pid;
+
+    pid = fork();
+    g_assert_cmpint(pid, >=, 0);
+    if (pid == 0) {
+        close(STDIN_FILENO);
+        close(STDOUT_FILENO);
+        close(STDERR_FILENO);
+        execl(bin, bin, "--daemon", "-p", pidfile, "-S", f->sock_path,
+              "-l", "1M", (char *)NULL);
+        _exit(127);
+    }
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+    pid = pid_from_file(pidfile);
+    tpeer_join(f, &a, 0, NULL, 0, -1);
+    g_assert_cmpint(fstat(a.shm_fd, &st), ==, 0);
+    g_assert_cmpint(st.st_size, ==, 1 * MiB);
+    tpeer_leave(&a);
+    g_assert_cmpint(kill(pid, SIGTERM), ==, 0);
+    wait_gone(pid);
+}
+
 /* The daemon gives IDs back only with --reuse-ids. */
 static void test_daemon_reuse_ids(Fixture *f)
 {
@@ -1275,6 +1397,12 @@ static const TestCase tests[] = {
     { "/ivshmem-server/daemon/help", test_daemon_help, true },
     { "/ivshmem-server/daemon/sigterm", test_daemon_sigterm, true },
     { "/ivshmem-server/daemon/reuse-ids", test_daemon_reuse_ids, true },
+    { "/ivshmem-server/daemon/signals", test_daemon_signals, true },
+    { "/ivshmem-server/daemon/pidfile-held", test_daemon_pidfile_held, true },
+    { "/ivshmem-server/daemon/pidfile-symlink", test_daemon_pidfile_symlink,
+      true },
+    { "/ivshmem-server/daemon/closed-std-fds", test_daemon_closed_std_fds,
+      true },
     { "/ivshmem-server/daemon/socket-activation", test_socket_activation,
       true },
 };
@@ -1326,8 +1454,8 @@ static void remove_tree(const char *path)
 }
 
 /*
- * A daemon that a failed test left running still holds the lock of its
- * pidfile (qemu_write_pidfile): stop it.
+ * A daemon that a failed test left running still holds the flock of its
+ * pid file: stop it.
  */
 static void stop_leftover_daemon(const char *dir)
 {
@@ -1339,7 +1467,7 @@ static void stop_leftover_daemon(const char *dir)
     if (fd < 0) {
         return;
     }
-    if (lockf(fd, F_TEST, 0) < 0 &&
+    if (flock(fd, LOCK_SH | LOCK_NB) < 0 &&
         g_file_get_contents(path, &text, NULL, NULL) &&
         qemu_strtoi(g_strstrip(text), NULL, 10, &pid) == 0 && pid > 0) {
         kill(pid, SIGTERM);

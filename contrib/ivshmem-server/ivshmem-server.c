@@ -12,6 +12,7 @@
 #include "qemu/osdep.h"
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/un.h>
 #include "qapi/error.h"
 #include "qemu/bitmap.h"
@@ -92,6 +93,7 @@ struct IvshmemServer {
     bool closing;               /* in ivshmem_server_free() */
 
     int shm_fd;
+    int shm_lock_fd;            /* holds our flock on the memory, or -1 */
     uint64_t shm_size;
     bool shm_created;           /* a --shm-file we created */
 
@@ -212,18 +214,119 @@ static int shm_open_memfd(IvshmemServer *s, Error **errp)
                              errp);
 }
 
+/*
+ * A server holds an flock on the memory it serves, through an fd of its
+ * own (the peers get another one, so the lock goes with the server): a
+ * memory that cannot be locked is served by another server.  @lock_fd
+ * is a second open of the object of @fd, or -1 with errno set.
+ */
+static bool shm_lock(IvshmemServer *s, int fd, int lock_fd, const char *what,
+                     Error **errp)
+{
+    struct stat a, b;
+
+    if (lock_fd < 0) {
+        error_setg_errno(errp, errno, "cannot open %s again to lock it",
+                         what);
+        return false;
+    }
+    if (fstat(fd, &a) < 0 || fstat(lock_fd, &b) < 0) {
+        error_setg_errno(errp, errno, "cannot stat %s", what);
+        close(lock_fd);
+        return false;
+    }
+    if (a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+        error_setg(errp, "%s was replaced while it was opened", what);
+        close(lock_fd);
+        return false;
+    }
+    if (flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno == EWOULDBLOCK) {
+            error_setg(errp, "%s is in use by another ivshmem-server", what);
+        } else {
+            error_setg_errno(errp, errno, "cannot lock %s", what);
+        }
+        close(lock_fd);
+        return false;
+    }
+    s->shm_lock_fd = lock_fd;
+    return true;
+}
+
+static bool shm_lock_posix(IvshmemServer *s, int fd, const char *what,
+                           Error **errp)
+{
+    return shm_lock(s, fd, shm_open(s->shm_path, O_RDONLY | O_NOFOLLOW, 0),
+                    what, errp);
+}
+
+/*
+ * An existing POSIX object left by a server that is gone: adopt it only
+ * if it is ours alone and of the size asked for (resizing could harm
+ * whoever still maps it).
+ */
+static bool shm_adopt_posix(IvshmemServer *s, int fd, const char *what,
+                            Error **errp)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) < 0) {
+        error_setg_errno(errp, errno, "cannot stat %s", what);
+        return false;
+    }
+    if (st.st_uid != geteuid()) {
+        error_setg(errp, "%s belongs to user %u, not to us; refusing to "
+                   "serve it", what, (unsigned)st.st_uid);
+        return false;
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        error_setg(errp, "%s is open to other users (mode %04o); refusing "
+                   "to serve it", what, (unsigned)(st.st_mode & 07777));
+        return false;
+    }
+    if (!shm_lock_posix(s, fd, what, errp)) {
+        return false;
+    }
+    if (st.st_size == 0) {
+        return shm_resize(fd, s->shm_size, what, errp);
+    }
+    if (st.st_size != s->shm_size) {
+        g_autofree char *have = size_to_str(st.st_size);
+        g_autofree char *want = size_to_str(s->shm_size);
+
+        error_setg(errp, "%s exists and is %s, not %s; remove it or give "
+                   "its size", what, have, want);
+        return false;
+    }
+    server_log(s, IVSHMEM_SERVER_LOG_INFO, "serving the existing %s, left "
+               "by a server that is gone", what);
+    return true;
+}
+
 static int shm_open_posix(IvshmemServer *s, Error **errp)
 {
-    int fd = shm_open(s->shm_path, O_RDWR | O_CREAT, 0600);
+    g_autofree char *what = g_strdup_printf("POSIX shared memory '%s'",
+                                            s->shm_path);
+    int fd = shm_open(s->shm_path, O_RDWR | O_CREAT | O_EXCL, 0600);
 
+    if (fd >= 0) {
+        if (!shm_lock_posix(s, fd, what, errp) ||
+            !shm_resize(fd, s->shm_size, what, errp)) {
+            close(fd);
+            shm_unlink(s->shm_path);
+            return -1;
+        }
+        return fd;
+    }
+    if (errno == EEXIST) {
+        fd = shm_open(s->shm_path, O_RDWR | O_NOFOLLOW, 0);
+    }
     if (fd < 0) {
-        error_setg_errno(errp, errno, "cannot open POSIX shared memory '%s'",
-                         s->shm_path);
+        error_setg_errno(errp, errno, "cannot open %s", what);
         return -1;
     }
-    if (!shm_resize(fd, s->shm_size, s->shm_path, errp)) {
+    if (!shm_adopt_posix(s, fd, what, errp)) {
         close(fd);
-        shm_unlink(s->shm_path);
         return -1;
     }
     return fd;
@@ -293,18 +396,27 @@ static bool shm_file_size(IvshmemServer *s, int fd, Error **errp)
 
 static int shm_open_file(IvshmemServer *s, Error **errp)
 {
-    int fd = open(s->shm_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    g_autofree char *what = g_strdup_printf("'%s'", s->shm_path);
+    int flags = O_RDWR | O_NOFOLLOW | O_CLOEXEC;
+    int fd = open(s->shm_path, flags | O_CREAT | O_EXCL, 0600);
 
     if (fd >= 0) {
         s->shm_created = true;
     } else if (errno == EEXIST) {
-        fd = open(s->shm_path, O_RDWR | O_CLOEXEC);
+        fd = open(s->shm_path, flags);
+    }
+    if (fd < 0 && errno == ELOOP) {
+        error_setg(errp, "'%s' is a symbolic link; refusing to follow it",
+                   s->shm_path);
+        return -1;
     }
     if (fd < 0) {
         error_setg_errno(errp, errno, "cannot open '%s'", s->shm_path);
         return -1;
     }
-    if (!shm_file_size(s, fd, errp)) {
+    if (!shm_lock(s, fd, open(s->shm_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC),
+                  what, errp) ||
+        !shm_file_size(s, fd, errp)) {
         close(fd);
         if (s->shm_created) {
             unlink(s->shm_path);
@@ -342,6 +454,10 @@ static bool shm_init(IvshmemServer *s, Error **errp)
 
 static void shm_release(IvshmemServer *s)
 {
+    if (s->shm_lock_fd >= 0) {
+        close(s->shm_lock_fd);
+        s->shm_lock_fd = -1;
+    }
     if (s->shm_fd < 0) {
         return;
     }
@@ -1212,6 +1328,7 @@ IvshmemServer *ivshmem_server_new(const IvshmemServerConfig *cfg,
     s->epoll_fd = -1;
     s->listen_fd = -1;
     s->shm_fd = -1;
+    s->shm_lock_fd = -1;
     s->listen_src.kind = SOURCE_LISTEN;
     s->stop_src.kind = SOURCE_STOP;
     QTAILQ_INIT(&s->peers);
@@ -1219,7 +1336,11 @@ IvshmemServer *ivshmem_server_new(const IvshmemServerConfig *cfg,
     s->ids = bitmap_new(IVSHMEM_MAX_PEERS);
     s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
-    if (!shm_init(s, errp) || !socket_init(s, errp) ||
+    /*
+     * The socket first: a server that is refused because another one
+     * serves the socket must not touch a memory that one may serve.
+     */
+    if (!socket_init(s, errp) || !shm_init(s, errp) ||
         !server_watch_listen(s, errp)) {
         if (s->shm_created) {
             unlink(s->shm_path);

@@ -1024,6 +1024,155 @@ static void test_shm_posix(Fixture *f)
     g_assert_cmpint(errno, ==, ENOENT);
 }
 
+/* A second server on the same socket does not touch the first's memory. */
+static void test_shm_posix_live_socket(Fixture *f)
+{
+    g_autoptr(IvshmemServer) other = NULL;
+    Error *err = NULL;
+    struct stat st;
+    TPeer a;
+    int fd;
+
+    f->cfg.shm_kind = IVSHMEM_SERVER_SHM_POSIX;
+    f->cfg.shm_path = f->shm_name;
+    f->cfg.shm_size = 1 * MiB;
+    start_server(f);
+    f->cfg.shm_size = 2 * MiB;
+    other = ivshmem_server_new(&f->cfg, &err);
+    g_assert_null(other);
+    g_assert_nonnull(strstr(error_get_pretty(err), "another server is "
+                            "running"));
+    error_free(err);
+    fd = shm_open(f->shm_name, O_RDONLY, 0);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(fstat(fd, &st), ==, 0);
+    g_assert_cmpint(st.st_size, ==, 1 * MiB);
+    close(fd);
+    settle(f);
+    /* The other server's probe was peer 0. */
+    tpeer_join(f, &a, 1, NULL, 0, 0);
+    tpeer_leave(&a);
+}
+
+/* Two servers on different sockets cannot share one memory unawares. */
+static void test_shm_in_use(Fixture *f)
+{
+    g_autofree char *sock2 = g_build_filename(f->dir, "sock2", NULL);
+    g_autofree char *file = g_build_filename(f->dir, "persistent", NULL);
+    IvshmemServerConfig cfg2;
+    Error *err = NULL;
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        f->cfg.shm_kind = i ? IVSHMEM_SERVER_SHM_FILE :
+                          IVSHMEM_SERVER_SHM_POSIX;
+        f->cfg.shm_path = i ? file : f->shm_name;
+        f->cfg.shm_size = 1 * MiB;
+        start_server(f);
+        cfg2 = f->cfg;
+        cfg2.socket_path = sock2;
+        g_assert_null(ivshmem_server_new(&cfg2, &err));
+        g_assert_nonnull(strstr(error_get_pretty(err), "in use by another "
+                                "ivshmem-server"));
+        error_free(err);
+        err = NULL;
+        g_assert_false(g_file_test(sock2, G_FILE_TEST_EXISTS));
+        g_assert_cmpuint(ivshmem_server_shm_size(f->s), ==, 1 * MiB);
+        g_clear_pointer(&f->s, ivshmem_server_free);
+    }
+}
+
+/* An existing POSIX name that others could have planted is refused. */
+static void test_shm_posix_planted(Fixture *f)
+{
+    Error *err = NULL;
+    int fd;
+
+    fd = shm_open(f->shm_name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(fchmod(fd, 0666), ==, 0);
+    f->cfg.shm_kind = IVSHMEM_SERVER_SHM_POSIX;
+    f->cfg.shm_path = f->shm_name;
+    g_assert_null(ivshmem_server_new(&f->cfg, &err));
+    g_assert_nonnull(strstr(error_get_pretty(err), "open to other users "
+                            "(mode 0666)"));
+    error_free(err);
+    err = NULL;
+    if (geteuid() == 0) {
+        g_assert_cmpint(fchmod(fd, 0600), ==, 0);
+        g_assert_cmpint(fchown(fd, 65534, -1), ==, 0);
+        g_assert_null(ivshmem_server_new(&f->cfg, &err));
+        g_assert_nonnull(strstr(error_get_pretty(err), "belongs to user "
+                                "65534"));
+        error_free(err);
+    }
+    /* Not ours: left in place. */
+    close(fd);
+    fd = shm_open(f->shm_name, O_RDONLY, 0);
+    g_assert_cmpint(fd, >=, 0);
+    close(fd);
+    g_assert_false(g_file_test(f->sock_path, G_FILE_TEST_EXISTS));
+}
+
+/*
+ * A name of ours that no server holds (left by one that was killed) is
+ * served as it is, contents and all, but never resized.
+ */
+static void test_shm_posix_stale(Fixture *f)
+{
+    Error *err = NULL;
+    TPeer a;
+    char *p;
+    int fd;
+
+    fd = shm_open(f->shm_name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(ftruncate(fd, 1 * MiB), ==, 0);
+    p = mmap(NULL, 1 * MiB, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    g_assert_true(p != MAP_FAILED);
+    strcpy(p, "left");
+    close(fd);
+
+    f->cfg.shm_kind = IVSHMEM_SERVER_SHM_POSIX;
+    f->cfg.shm_path = f->shm_name;
+    f->cfg.shm_size = 2 * MiB;
+    g_assert_null(ivshmem_server_new(&f->cfg, &err));
+    g_assert_nonnull(strstr(error_get_pretty(err), "is 1 MiB, not 2 MiB"));
+    error_free(err);
+
+    f->cfg.shm_size = 1 * MiB;
+    start_server(f);
+    assert_log(f, "left by a server that is gone");
+    tpeer_join(f, &a, 0, NULL, 0, 1);
+    munmap(p, 1 * MiB);
+    p = mmap(NULL, 1 * MiB, PROT_READ, MAP_SHARED, a.shm_fd, 0);
+    g_assert_true(p != MAP_FAILED);
+    g_assert_cmpstr(p, ==, "left");
+    munmap(p, 1 * MiB);
+    tpeer_leave(&a);
+}
+
+/* A --shm-file that is a symbolic link is not followed. */
+static void test_shm_file_symlink(Fixture *f)
+{
+    g_autofree char *target = g_build_filename(f->dir, "persistent", NULL);
+    g_autofree char *link = g_build_filename(f->dir, "link", NULL);
+    g_autofree char *contents = NULL;
+    Error *err = NULL;
+
+    g_assert_true(g_file_set_contents(target, "keep", -1, NULL));
+    g_assert_cmpint(symlink(target, link), ==, 0);
+    f->cfg.shm_kind = IVSHMEM_SERVER_SHM_FILE;
+    f->cfg.shm_path = link;
+    f->cfg.shm_size = 64 * KiB;
+    g_assert_null(ivshmem_server_new(&f->cfg, &err));
+    g_assert_nonnull(strstr(error_get_pretty(err), "symbolic link"));
+    error_free(err);
+    g_assert_true(g_file_get_contents(target, &contents, NULL, NULL));
+    g_assert_cmpstr(contents, ==, "keep");
+    g_assert_false(g_file_test(f->sock_path, G_FILE_TEST_EXISTS));
+}
+
 static void test_shm_dir(Fixture *f)
 {
     g_autofree char *sub = g_build_filename(f->dir, "hugepages", NULL);
@@ -1391,6 +1540,11 @@ static const TestCase tests[] = {
     { "/ivshmem-server/shm/persistent-file", test_persistent_file },
     { "/ivshmem-server/shm/posix", test_shm_posix },
     { "/ivshmem-server/shm/dir", test_shm_dir },
+    { "/ivshmem-server/shm/posix-live-socket", test_shm_posix_live_socket },
+    { "/ivshmem-server/shm/in-use", test_shm_in_use },
+    { "/ivshmem-server/shm/posix-planted", test_shm_posix_planted },
+    { "/ivshmem-server/shm/posix-stale", test_shm_posix_stale },
+    { "/ivshmem-server/shm/file-symlink", test_shm_file_symlink },
     { "/ivshmem-server/shutdown", test_shutdown },
     { "/ivshmem-server/bad-config", test_bad_config },
     { "/ivshmem-server/no-fd-leak", test_no_fd_leak },
@@ -1480,7 +1634,7 @@ static void stop_leftover_daemon(const char *dir)
  * tests create in the directory: the names are known in advance.
  */
 static const char *const tmp_names[] = {
-    "sock", "pid", "mem", "persistent", "hugepages",
+    "sock", "sock2", "link", "pid", "mem", "persistent", "hugepages",
 };
 static char kill_paths[G_N_ELEMENTS(tmp_names) + 1][PATH_MAX];
 static char kill_shm_name[PATH_MAX];

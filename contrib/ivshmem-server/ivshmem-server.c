@@ -1090,6 +1090,8 @@ static void server_add_peer(IvshmemServer *s, int sock)
     Error *err = NULL;
     Peer *peer;
     struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
 
     if (s->num_peers >= s->cfg.max_peers) {
         server_log(s, IVSHMEM_SERVER_LOG_WARNING, "refusing a connection: "
@@ -1123,8 +1125,15 @@ static void server_add_peer(IvshmemServer *s, int sock)
     peer_queue_setup(peer);
     peer_insert_sorted(s, peer);
     s->num_peers++;
-    server_log(s, IVSHMEM_SERVER_LOG_INFO, "peer %u joined; %u peer(s) "
-               "connected", peer->id, s->num_peers);
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+        server_log(s, IVSHMEM_SERVER_LOG_INFO, "peer %u joined (pid and "
+                   "uid unknown: %s); %u peer(s) connected", peer->id,
+                   strerror(errno), s->num_peers);
+        return;
+    }
+    server_log(s, IVSHMEM_SERVER_LOG_INFO, "peer %u joined (pid %d, uid %u, "
+               "gid %u); %u peer(s) connected", peer->id, (int)cred.pid,
+               (unsigned)cred.uid, (unsigned)cred.gid, s->num_peers);
 }
 
 /*

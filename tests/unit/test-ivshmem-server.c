@@ -278,6 +278,7 @@ static void assert_same_eventfd(int writer, int reader)
 
 static void test_handshake(Fixture *f)
 {
+    g_autofree char *line = NULL;
     TPeer a, b;
     struct stat st;
     unsigned i;
@@ -291,6 +292,11 @@ static void test_handshake(Fixture *f)
     g_assert_cmpint(fstat(a.shm_fd, &st), ==, 0);
     g_assert_cmpint(st.st_size, ==, 1 * MiB);
     expect_quiet(f, a.sock);
+    /* Who it is, as the kernel says (SO_PEERCRED). */
+    line = g_strdup_printf("peer 0 joined (pid %d, uid %u, gid %u)",
+                           (int)getpid(), (unsigned)geteuid(),
+                           (unsigned)getegid());
+    assert_log(f, line);
 
     /* B learns A's vectors in order: the N-th fd is vector N-1. */
     b.sock = connect_raw(f);

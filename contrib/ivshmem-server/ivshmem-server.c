@@ -144,10 +144,29 @@ void ivshmem_server_config_init(IvshmemServerConfig *cfg)
 
 /* Sizes */
 
+/* @size exactly: in the largest binary unit that divides it. */
+static char *size_str(uint64_t size)
+{
+    static const char *const units[] = {
+        "bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB",
+    };
+    int i;
+
+    for (i = G_N_ELEMENTS(units) - 1; i > 0; i--) {
+        uint64_t unit = 1ULL << (10 * i);
+
+        if (size >= unit && !(size % unit)) {
+            return g_strdup_printf("%" PRIu64 " %s", size / unit, units[i]);
+        }
+    }
+    return g_strdup_printf("%" PRIu64 " bytes", size);
+}
+
 bool ivshmem_server_check_size(uint64_t size, Error **errp)
 {
-    g_autofree char *str = size_to_str(size);
-    g_autofree char *min = size_to_str(IVSHMEM_SERVER_MIN_SIZE);
+    g_autofree char *str = size_str(size);
+    g_autofree char *min = size_str(IVSHMEM_SERVER_MIN_SIZE);
+    g_autofree char *max = size_str(IVSHMEM_SERVER_MAX_SIZE);
     g_autofree char *lo = NULL;
     g_autofree char *hi = NULL;
     uint64_t below, above;
@@ -157,14 +176,20 @@ bool ivshmem_server_check_size(uint64_t size, Error **errp)
                    "is %s", str, min);
         return false;
     }
+    if (size > IVSHMEM_SERVER_MAX_SIZE) {
+        error_setg(errp, "shared memory size %s is too large: the maximum "
+                   "is %s (every peer maps all of it)", str, max);
+        return false;
+    }
     if (is_power_of_2(size)) {
         return true;
     }
     /* The device maps it as a PCI BAR, and those are powers of two. */
     below = pow2floor(size);
     above = below << 1;
-    lo = size_to_str(below);
-    hi = above ? size_to_str(above) : g_strdup("(none)");
+    lo = size_str(below);
+    hi = above <= IVSHMEM_SERVER_MAX_SIZE ? size_str(above) :
+         g_strdup("none above");
     error_setg(errp, "shared memory size %s is not a power of two; the "
                "nearest valid sizes are %s and %s", str, lo, hi);
     return false;
@@ -172,13 +197,19 @@ bool ivshmem_server_check_size(uint64_t size, Error **errp)
 
 bool ivshmem_server_parse_size(const char *str, uint64_t *size, Error **errp)
 {
+    g_autofree char *max = size_str(IVSHMEM_SERVER_MAX_SIZE);
     uint64_t val;
     int ret;
 
     ret = qemu_strtosz(str, NULL, &val);
+    if (ret == -ERANGE) {
+        error_setg(errp, "size '%s' is too large: the maximum is %s", str,
+                   max);
+        return false;
+    }
     if (ret < 0) {
-        error_setg(errp, "invalid size '%s': %s (use a number with an "
-                   "optional K, M, G or T suffix)", str, strerror(-ret));
+        error_setg(errp, "invalid size '%s': use a number with an optional "
+                   "K, M, G or T suffix", str);
         return false;
     }
     if (!ivshmem_server_check_size(val, errp)) {
@@ -193,7 +224,7 @@ bool ivshmem_server_parse_size(const char *str, uint64_t *size, Error **errp)
 static bool shm_resize(int fd, uint64_t size, const char *what, Error **errp)
 {
     if (ftruncate(fd, size) < 0) {
-        g_autofree char *str = size_to_str(size);
+        g_autofree char *str = size_str(size);
 
         error_setg_errno(errp, errno, "cannot resize %s to %s", what, str);
         return false;
@@ -291,8 +322,8 @@ static bool shm_adopt_posix(IvshmemServer *s, int fd, const char *what,
         return shm_resize(fd, s->shm_size, what, errp);
     }
     if (st.st_size != s->shm_size) {
-        g_autofree char *have = size_to_str(st.st_size);
-        g_autofree char *want = size_to_str(s->shm_size);
+        g_autofree char *have = size_str(st.st_size);
+        g_autofree char *want = size_str(s->shm_size);
 
         error_setg(errp, "%s exists and is %s, not %s; remove it or give "
                    "its size", what, have, want);
@@ -384,8 +415,8 @@ static bool shm_file_size(IvshmemServer *s, int fd, Error **errp)
         return true;
     }
     if (st.st_size != s->shm_size) {
-        g_autofree char *have = size_to_str(st.st_size);
-        g_autofree char *want = size_to_str(s->shm_size);
+        g_autofree char *have = size_str(st.st_size);
+        g_autofree char *want = size_str(s->shm_size);
 
         error_setg(errp, "'%s' is %s, not %s; give its size or remove it",
                    s->shm_path, have, want);
@@ -1357,7 +1388,7 @@ IvshmemServer *ivshmem_server_new(const IvshmemServerConfig *cfg,
         ivshmem_server_free(s);
         return NULL;
     }
-    size = size_to_str(s->shm_size);
+    size = size_str(s->shm_size);
     server_log(s, IVSHMEM_SERVER_LOG_INFO, "serving %s of shared memory "
                "with %u vector(s) per peer on %s", size, s->cfg.vectors,
                s->own_socket ? s->socket_path : "an inherited socket");

@@ -23,6 +23,11 @@
 #define IVSHMEM_SERVER_MAX_PEERS          (IVSHMEM_MAX_PEERS - 1)
 #define IVSHMEM_SERVER_DEFAULT_MAX_PEERS  IVSHMEM_SERVER_MAX_PEERS
 #define IVSHMEM_SERVER_MIN_SIZE           (4 * KiB)
+/*
+ * Every peer maps the whole memory: the largest power of two that fits
+ * in the 47-bit user address space of x86-64 next to everything else.
+ */
+#define IVSHMEM_SERVER_MAX_SIZE           (64 * TiB)
 #define IVSHMEM_SERVER_DEFAULT_MAX_BACKLOG 65536
 
 typedef enum IvshmemServerShmKind {
@@ -85,7 +90,7 @@ void ivshmem_server_config_init(IvshmemServerConfig *cfg);
 
 /*
  * Parse a size with an optional K/M/G/T suffix and check that it is a
- * power of two of at least IVSHMEM_SERVER_MIN_SIZE.
+ * power of two from IVSHMEM_SERVER_MIN_SIZE to IVSHMEM_SERVER_MAX_SIZE.
  */
 bool ivshmem_server_parse_size(const char *str, uint64_t *size, Error **errp);
 bool ivshmem_server_check_size(uint64_t size, Error **errp);

@@ -19,6 +19,10 @@
 
 /* The first fd that systemd passes (SD_LISTEN_FDS_START). */
 #define SYSTEMD_FIRST_FD 3
+/* What an ivshmem-doorbell device accepts: the MSI-X maximum. */
+#define MAX_DEVICE_VECTORS 2048
+/* Fds the server needs besides its peers', with some room. */
+#define SERVER_OWN_FDS 16
 
 enum {
     OPT_SHM_NAME = 256,
@@ -80,9 +84,9 @@ static void usage(void)
            "                         K, M, G or T suffix (default 4M, or "
            "the size of\n"
            "                         an existing --shm-file)\n"
-           "  -n, --vectors N        interrupt vectors per peer (default "
-           "%d); every\n"
-           "                         device on this server must use "
+           "  -n, --vectors N        interrupt vectors per peer, 1 to %d "
+           "(default %d);\n"
+           "                         every device on this server must use "
            "vectors=N\n"
            "      --max-peers N      refuse connections beyond N peers "
            "(default %d,\n"
@@ -131,7 +135,7 @@ static void usage(void)
            "                         server (default: none)\n"
            "  -v, --verbose          log debug messages too (default: off)\n"
            "  -h, --help             show this help and exit\n",
-           progname, IVSHMEM_SERVER_DEFAULT_SOCKET,
+           progname, IVSHMEM_SERVER_DEFAULT_SOCKET, MAX_DEVICE_VECTORS,
            IVSHMEM_SERVER_DEFAULT_VECTORS, IVSHMEM_SERVER_DEFAULT_MAX_PEERS);
 }
 
@@ -245,7 +249,7 @@ static void parse_option(Options *o, int c, const char *arg)
         }
         break;
     case 'n':
-        o->cfg.vectors = parse_count("--vectors", arg, IVSHMEM_MAX_VECTORS);
+        o->cfg.vectors = parse_count("--vectors", arg, MAX_DEVICE_VECTORS);
         break;
     case OPT_MAX_PEERS:
         o->cfg.max_peers = parse_count("--max-peers", arg,
@@ -355,18 +359,32 @@ static bool systemd_socket(int *fd, Error **errp)
     return true;
 }
 
-/* Many peers need many fds: take all that we are allowed. */
+/*
+ * Many peers need many fds: take all that we are allowed, and refuse to
+ * start if that is not enough for a single peer (its socket and one
+ * eventfd per vector).
+ */
 static void raise_fd_limit(Options *o)
 {
     struct rlimit rl;
+    uint64_t need = SERVER_OWN_FDS + 1 + (uint64_t)o->cfg.vectors;
 
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == rl.rlim_max) {
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
         return;
     }
-    rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
-        log_msg(o, IVSHMEM_SERVER_LOG_WARNING, "cannot raise the fd limit: %s",
-                strerror(errno));
+    if (rl.rlim_cur != rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+            log_msg(o, IVSHMEM_SERVER_LOG_WARNING,
+                    "cannot raise the fd limit: %s", strerror(errno));
+            getrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        die("--vectors %u needs %" PRIu64 " file descriptors for the first "
+            "peer, but the limit is %" PRIu64 " (raise it, e.g. ulimit -n, "
+            "or use fewer vectors)", o->cfg.vectors, need,
+            (uint64_t)rl.rlim_cur);
     }
 }
 

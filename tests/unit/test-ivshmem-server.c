@@ -916,10 +916,24 @@ static void test_parse_size(Fixture *f)
     g_assert_cmpuint(size, ==, 8 * GiB);
     g_assert_true(ivshmem_server_parse_size("1T", &size, &error_abort));
     g_assert_cmpuint(size, ==, 1 * TiB);
+    g_assert_true(ivshmem_server_parse_size("64T", &size, &error_abort));
+    g_assert_cmpuint(size, ==, 64 * TiB);
     assert_size_error("3M", "nearest valid sizes are 2 MiB and 4 MiB");
     assert_size_error("5G", "nearest valid sizes are 4 GiB and 8 GiB");
     assert_size_error("0", "too small");
-    assert_size_error("12abc", "invalid size");
+    /* What was given, exactly, not rounded to the minimum itself. */
+    assert_size_error("4095", "size 4095 bytes is too small: the minimum "
+                      "is 4 KiB");
+    assert_size_error("1536K", "size 1536 KiB is not a power of two");
+    /* Sizes that no peer can map are refused, not served. */
+    assert_size_error("128T", "size 128 TiB is too large: the maximum is "
+                      "64 TiB");
+    assert_size_error("1P", "size 1 PiB is too large");
+    assert_size_error("1E", "size 1 EiB is too large");
+    assert_size_error("8E", "size 8 EiB is too large");
+    assert_size_error("16E", "size '16E' is too large: the maximum is "
+                      "64 TiB");
+    assert_size_error("12abc", "invalid size '12abc': use a number");
     assert_size_error("-4M", "invalid size");
 }
 
@@ -1246,8 +1260,12 @@ static char *server_binary(void)
                                  "ivshmem-server", "ivshmem-server", NULL);
 }
 
-/* Run the daemon to completion; returns its exit status. */
-static int run_daemon(const char *const *args, char **out, char **err)
+/*
+ * Run the daemon to completion, with @setup run in the child before it
+ * starts; returns its exit status.
+ */
+static int run_daemon_full(const char *const *args, GSpawnChildSetupFunc setup,
+                           char **out, char **err)
 {
     g_autofree char *bin = server_binary();
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
@@ -1258,9 +1276,14 @@ static int run_daemon(const char *const *args, char **out, char **err)
         g_ptr_array_add(argv, (char *)*args);
     }
     g_ptr_array_add(argv, NULL);
-    g_assert_true(g_spawn_sync(NULL, (char **)argv->pdata, NULL, 0, NULL,
+    g_assert_true(g_spawn_sync(NULL, (char **)argv->pdata, NULL, 0, setup,
                                NULL, out, err, &status, NULL));
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int run_daemon(const char *const *args, char **out, char **err)
+{
+    return run_daemon_full(args, NULL, out, err);
 }
 
 static void test_daemon_help(Fixture *f)
@@ -1288,10 +1311,53 @@ static void test_daemon_help(Fixture *f)
                             "                         is this series' "
                             "ivshmem-doorbell or ivshmem-client"));
     g_assert_null(strstr(out, "QEMU 10.1"));
-    g_assert_nonnull(strstr(out, "every\n                         "
-                            "device on this server must use vectors=N"));
+    g_assert_nonnull(strstr(out, "1 to 2048 (default 1);\n"
+                            "                         every device on this "
+                            "server must use vectors=N"));
     g_assert_cmpint(run_daemon(bad, NULL, &err), ==, 1);
     g_assert_nonnull(strstr(err, "nearest valid sizes are 2 MiB and 4 MiB"));
+}
+
+/* Run the daemon with option @opt @val; expect it to refuse with @text. */
+static void assert_refused(Fixture *f, const char *opt, const char *val,
+                           GSpawnChildSetupFunc setup, const char *text)
+{
+    g_autofree char *pidfile = g_build_filename(f->dir, "pid", NULL);
+    /* Should it start, it detaches: the test fails, but does not hang. */
+    const char *args[] = {
+        opt, val, "--daemon", "-p", pidfile, "-S", f->sock_path, NULL
+    };
+    g_autofree char *err = NULL;
+
+    g_assert_cmpint(run_daemon_full(args, setup, NULL, &err), ==, 1);
+    if (!strstr(err, text)) {
+        g_printerr("%s %s: %s", opt, val, err);
+        g_assert_not_reached();
+    }
+    g_assert_false(g_file_test(f->sock_path, G_FILE_TEST_EXISTS));
+}
+
+static void low_fd_limit(gpointer data)
+{
+    struct rlimit rl = { .rlim_cur = 64, .rlim_max = 64 };
+
+    setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+/* What no client could use is refused at startup, saying why. */
+static void test_daemon_bad_options(Fixture *f)
+{
+    assert_refused(f, "-n", "2049", NULL,
+                   "'2049' is not a number between 1 and 2048");
+    assert_refused(f, "-n", "0", NULL,
+                   "between 1 and 2048");
+    assert_refused(f, "-l", "1E", NULL,
+                   "size 1 EiB is too large: the maximum is 64 TiB");
+    assert_refused(f, "-l", "4095", NULL,
+                   "size 4095 bytes is too small");
+    assert_refused(f, "-n", "100", low_fd_limit,
+                   "--vectors 100 needs 117 file descriptors for the first "
+                   "peer, but the limit is 64");
 }
 
 static int pid_from_file(const char *path)
@@ -1558,6 +1624,7 @@ static const TestCase tests[] = {
     { "/ivshmem-server/daemon/sigterm", test_daemon_sigterm, true },
     { "/ivshmem-server/daemon/reuse-ids", test_daemon_reuse_ids, true },
     { "/ivshmem-server/daemon/signals", test_daemon_signals, true },
+    { "/ivshmem-server/daemon/bad-options", test_daemon_bad_options, true },
     { "/ivshmem-server/daemon/pidfile-held", test_daemon_pidfile_held, true },
     { "/ivshmem-server/daemon/pidfile-symlink", test_daemon_pidfile_symlink,
       true },

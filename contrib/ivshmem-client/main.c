@@ -11,6 +11,7 @@
 #include "qapi/error.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
+#include "qemu-version.h"
 #include "ivshmem-client.h"
 
 #define DEFAULT_SOCKET          "/tmp/ivshmem_socket"
@@ -49,7 +50,8 @@ static void usage(void)
            "setup\n"
            "                         (default %d)\n"
            "  -v, --verbose          report peers as they come and go\n"
-           "  -h, --help             show this help and exit\n\n"
+           "  -h, --help             show this help and exit\n"
+           "      --version          show the version and exit\n\n"
            "Commands:\n"
            "  ring PEER VECTOR       interrupt PEER on VECTOR\n"
            "  wait VECTOR [TIMEOUT]  wait for own VECTOR, TIMEOUT in ms "
@@ -371,6 +373,7 @@ static void parse_args(Options *o, int argc, char **argv)
         { "timeout", required_argument, NULL, 't' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
     };
     int c, i;
@@ -395,6 +398,12 @@ static void parse_args(Options *o, int argc, char **argv)
             break;
         case 'h':
             usage();
+            exit(EXIT_SUCCESS);
+        case 'V':
+            printf("%s of the ivshmem series, built in a QEMU %s tree\n"
+                   "ivshmem protocol version %d, setup-end marker "
+                   "understood\n", progname, QEMU_FULL_VERSION,
+                   IVSHMEM_PROTOCOL_VERSION);
             exit(EXIT_SUCCESS);
         default:
             fprintf(stderr, "Try '%s --help' for more information.\n",

@@ -15,6 +15,7 @@
 #include "qapi/error.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
+#include "qemu-version.h"
 #include "ivshmem-server.h"
 
 /* The first fd that systemd passes (SD_LISTEN_FDS_START). */
@@ -33,6 +34,7 @@ enum {
     OPT_SETUP_MARKER,
     OPT_NO_SETUP_MARKER,
     OPT_REUSE_IDS,
+    OPT_VERSION,
 };
 
 typedef struct Options {
@@ -134,9 +136,17 @@ static void usage(void)
            "running\n"
            "                         server (default: none)\n"
            "  -v, --verbose          log debug messages too (default: off)\n"
-           "  -h, --help             show this help and exit\n",
+           "  -h, --help             show this help and exit\n"
+           "      --version          show the version and exit\n",
            progname, IVSHMEM_SERVER_DEFAULT_SOCKET, MAX_DEVICE_VECTORS,
            IVSHMEM_SERVER_DEFAULT_VECTORS, IVSHMEM_SERVER_DEFAULT_MAX_PEERS);
+}
+
+static void version(void)
+{
+    printf("%s of the ivshmem series, built in a QEMU %s tree\n"
+           "ivshmem protocol version %d, setup-end marker on request\n",
+           progname, QEMU_FULL_VERSION, IVSHMEM_PROTOCOL_VERSION);
 }
 
 /* Startup errors: report on stderr and exit. */
@@ -279,6 +289,9 @@ static void parse_option(Options *o, int c, const char *arg)
     case 'h':
         usage();
         exit(EXIT_SUCCESS);
+    case OPT_VERSION:
+        version();
+        exit(EXIT_SUCCESS);
     default:
         fprintf(stderr, "Try '%s --help' for more information.\n", progname);
         exit(EXIT_FAILURE);
@@ -303,6 +316,7 @@ static void parse_args(Options *o, int argc, char **argv)
         { "pidfile", required_argument, NULL, 'p' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, OPT_VERSION },
         { NULL, 0, NULL, 0 }
     };
     int c;

@@ -760,6 +760,28 @@ static void test_cli(Fixture *f, gconstpointer data)
     g_assert_nonnull(strstr(out, "vector 0: timeout"));
 }
 
+/* --version names this series, not a QEMU release, and the protocol. */
+static void test_cli_version(Fixture *f, gconstpointer data)
+{
+    g_autofree char *bin = client_binary();
+    const char *argv[] = { bin, "--version", NULL };
+    g_autofree char *out = NULL;
+    int status;
+
+    if (!g_file_test(bin, G_FILE_TEST_IS_EXECUTABLE)) {
+        g_test_skip("ivshmem-client is not built");
+        return;
+    }
+    g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL,
+                               G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out,
+                               NULL, &status, NULL));
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+    g_assert_true(g_str_has_prefix(out, "ivshmem-client of the ivshmem "
+                                   "series, built in a QEMU "));
+    g_assert_nonnull(strstr(out, "ivshmem protocol version 0"));
+}
+
 static void add_test(const char *path,
                      void (*fn)(Fixture *f, gconstpointer data))
 {
@@ -786,5 +808,6 @@ int main(int argc, char **argv)
     add_test("/ivshmem-client/server/no-marker", test_no_marker);
     add_test("/ivshmem-client/server/stops", test_server_stops);
     add_test("/ivshmem-client/cli", test_cli);
+    add_test("/ivshmem-client/cli/version", test_cli_version);
     return g_test_run();
 }

@@ -1292,7 +1292,7 @@ static void test_daemon_help(Fixture *f)
     static const char *const opts[] = {
         "--socket", "--shm-name", "--shm-dir", "--shm-file", "--size",
         "--vectors", "--max-peers", "--reuse-ids", "--setup-marker",
-        "--no-setup-marker", "--daemon",
+        "--no-setup-marker", "--daemon", "--version",
         "--foreground", "--pidfile", "--verbose", "--help", "-S,", "-l,",
         "-n,", "-F,", "-p,", "-v,", "-h,", "-m ", "-M ",
     };
@@ -1316,6 +1316,18 @@ static void test_daemon_help(Fixture *f)
                             "server must use vectors=N"));
     g_assert_cmpint(run_daemon(bad, NULL, &err), ==, 1);
     g_assert_nonnull(strstr(err, "nearest valid sizes are 2 MiB and 4 MiB"));
+}
+
+/* --version names this series, not a QEMU release, and the protocol. */
+static void test_daemon_version(Fixture *f)
+{
+    static const char *const args[] = { "--version", NULL };
+    g_autofree char *out = NULL;
+
+    g_assert_cmpint(run_daemon(args, &out, NULL), ==, 0);
+    g_assert_true(g_str_has_prefix(out, "ivshmem-server of the ivshmem "
+                                   "series, built in a QEMU "));
+    g_assert_nonnull(strstr(out, "ivshmem protocol version 0"));
 }
 
 /* Run the daemon with option @opt @val; expect it to refuse with @text. */
@@ -1625,6 +1637,7 @@ static const TestCase tests[] = {
     { "/ivshmem-server/daemon/reuse-ids", test_daemon_reuse_ids, true },
     { "/ivshmem-server/daemon/signals", test_daemon_signals, true },
     { "/ivshmem-server/daemon/bad-options", test_daemon_bad_options, true },
+    { "/ivshmem-server/daemon/version", test_daemon_version, true },
     { "/ivshmem-server/daemon/pidfile-held", test_daemon_pidfile_held, true },
     { "/ivshmem-server/daemon/pidfile-symlink", test_daemon_pidfile_symlink,
       true },

@@ -126,6 +126,8 @@ void ivshmem_server_config_init(IvshmemServerConfig *cfg)
     *cfg = (IvshmemServerConfig) {
         .socket_path = IVSHMEM_SERVER_DEFAULT_SOCKET,
         .listen_fd = -1,
+        .socket_mode = -1,
+        .socket_gid = -1,
         .shm_kind = IVSHMEM_SERVER_SHM_MEMFD,
         .shm_size = 0,
         .vectors = IVSHMEM_SERVER_DEFAULT_VECTORS,
@@ -602,12 +604,53 @@ static int socket_bind(const struct sockaddr_un *addr, Error **errp)
     return fd;
 }
 
+/*
+ * Give the socket file we just bound (still mode 0) its group, then its
+ * mode: --socket-mode, or what the umask would have given.
+ */
+static bool socket_set_access(IvshmemServer *s, const struct stat *st,
+                              mode_t old_umask, Error **errp)
+{
+    mode_t mode = s->cfg.socket_mode >= 0 ? s->cfg.socket_mode :
+                  0777 & ~old_umask;
+
+    if (s->cfg.socket_gid >= 0 &&
+        fchownat(AT_FDCWD, s->socket_path, -1, s->cfg.socket_gid,
+                 AT_SYMLINK_NOFOLLOW) < 0) {
+        error_setg_errno(errp, errno, "cannot give '%s' to group %" PRId64,
+                         s->socket_path, s->cfg.socket_gid);
+        return false;
+    }
+    /*
+     * chmod() would follow a symbolic link; the path was our socket when
+     * socket_init() looked, and only someone who may write to its
+     * directory could have replaced it since.
+     */
+    if (!S_ISSOCK(st->st_mode)) {
+        error_setg(errp, "'%s' is not the socket just bound", s->socket_path);
+        return false;
+    }
+    if (chmod(s->socket_path, mode) < 0) {
+        error_setg_errno(errp, errno, "cannot set the mode of '%s' to %04o",
+                         s->socket_path, (unsigned)mode);
+        return false;
+    }
+    return true;
+}
+
 static bool socket_init(IvshmemServer *s, Error **errp)
 {
+    bool custom = s->cfg.socket_mode >= 0 || s->cfg.socket_gid >= 0;
+    mode_t old_umask = 0;
     struct sockaddr_un addr;
     struct stat st;
 
     if (s->cfg.listen_fd >= 0) {
+        if (custom) {
+            server_log(s, IVSHMEM_SERVER_LOG_WARNING, "the socket comes "
+                       "from socket activation: its mode and group are "
+                       "set there (SocketMode=, SocketGroup=), not here");
+        }
         s->listen_fd = s->cfg.listen_fd;
         if (!g_unix_set_fd_nonblocking(s->listen_fd, true, NULL)) {
             error_setg_errno(errp, errno, "cannot make the socket "
@@ -619,7 +662,14 @@ static bool socket_init(IvshmemServer *s, Error **errp)
     if (!socket_address(s->socket_path, &addr, errp)) {
         return false;
     }
+    if (custom) {
+        /* Nobody may use the file until it has its mode and group. */
+        old_umask = umask(0777);
+    }
     s->listen_fd = socket_bind(&addr, errp);
+    if (custom) {
+        umask(old_umask);
+    }
     if (s->listen_fd < 0) {
         return false;
     }
@@ -630,6 +680,9 @@ static bool socket_init(IvshmemServer *s, Error **errp)
     }
     s->socket_dev = st.st_dev;
     s->socket_ino = st.st_ino;
+    if (custom && !socket_set_access(s, &st, old_umask, errp)) {
+        return false;
+    }
     if (listen(s->listen_fd, SOMAXCONN) < 0) {
         error_setg_errno(errp, errno, "cannot listen on '%s'",
                          s->socket_path);
@@ -1345,6 +1398,11 @@ static bool server_check_config(const IvshmemServerConfig *cfg, Error **errp)
     }
     if (cfg->listen_fd < 0 && !cfg->socket_path) {
         error_setg(errp, "no socket path given");
+        return false;
+    }
+    if (cfg->socket_mode > 0777) {
+        error_setg(errp, "socket mode %o is not between 0 and 0777",
+                   cfg->socket_mode);
         return false;
     }
     return true;

@@ -52,6 +52,13 @@ typedef struct IvshmemServerConfig {
     const char *socket_path;
     /* An already listening socket (systemd socket activation), or -1. */
     int listen_fd;
+    /*
+     * Permission bits (0 to 0777) and group of the socket file we bind,
+     * or -1: from the umask, and the process's group.  The file is never
+     * more open than asked, not even for a moment.
+     */
+    int socket_mode;
+    int64_t socket_gid;
 
     IvshmemServerShmKind shm_kind;
     /* POSIX name, directory or file path; unused for memfd. */

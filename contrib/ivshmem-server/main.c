@@ -8,6 +8,7 @@
 
 #include "qemu/osdep.h"
 #include <getopt.h>
+#include <grp.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -35,6 +36,8 @@ enum {
     OPT_NO_SETUP_MARKER,
     OPT_REUSE_IDS,
     OPT_VERSION,
+    OPT_SOCKET_MODE,
+    OPT_SOCKET_GROUP,
 };
 
 typedef struct Options {
@@ -64,6 +67,12 @@ static void usage(void)
            "  -S, --socket PATH      Unix socket to listen on\n"
            "                         (default %s; ignored under systemd\n"
            "                         socket activation)\n"
+           "      --socket-mode MODE permission bits of the socket, in octal "
+           "(default:\n"
+           "                         from the umask)\n"
+           "      --socket-group GROUP  group of the socket, a name or a "
+           "number\n"
+           "                         (default: the server's)\n"
            "      --shm-name NAME    use POSIX shared memory NAME, removed "
            "at exit\n"
            "                         (default: an anonymous memfd)\n"
@@ -220,6 +229,30 @@ static unsigned parse_count(const char *opt, const char *arg,
     return val;
 }
 
+static int parse_mode(const char *arg)
+{
+    unsigned int val;
+
+    if (qemu_strtoui(arg, NULL, 8, &val) < 0 || val > 0777) {
+        die("--socket-mode: '%s' is not an octal mode from 0 to 0777", arg);
+    }
+    return val;
+}
+
+static int64_t parse_group(const char *arg)
+{
+    struct group *gr = getgrnam(arg);
+    unsigned int gid;
+
+    if (gr) {
+        return gr->gr_gid;
+    }
+    if (qemu_strtoui(arg, NULL, 10, &gid) < 0 || gid == (gid_t)-1) {
+        die("--socket-group: no group '%s'", arg);
+    }
+    return gid;
+}
+
 static void set_shm(Options *o, IvshmemServerShmKind kind, const char *path)
 {
     if (o->shm_given) {
@@ -237,6 +270,12 @@ static void parse_option(Options *o, int c, const char *arg)
     switch (c) {
     case 'S':
         o->cfg.socket_path = arg;
+        break;
+    case OPT_SOCKET_MODE:
+        o->cfg.socket_mode = parse_mode(arg);
+        break;
+    case OPT_SOCKET_GROUP:
+        o->cfg.socket_gid = parse_group(arg);
         break;
     case 'M':
     case OPT_SHM_NAME:
@@ -302,6 +341,8 @@ static void parse_args(Options *o, int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "socket", required_argument, NULL, 'S' },
+        { "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
+        { "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
         { "shm-name", required_argument, NULL, OPT_SHM_NAME },
         { "shm-dir", required_argument, NULL, OPT_SHM_DIR },
         { "shm-file", required_argument, NULL, OPT_SHM_FILE },

@@ -12,6 +12,7 @@
 
 #include "qemu/osdep.h"
 #include <poll.h>
+#include <grp.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -880,6 +881,37 @@ static void test_live_socket(Fixture *f)
     tpeer_leave(&a);
 }
 
+/* The socket gets the mode and group asked for, whatever the umask. */
+static void test_socket_access(Fixture *f)
+{
+    gid_t gid = geteuid() == 0 ? 1 : getegid();
+    struct stat st;
+    mode_t old;
+    TPeer a;
+
+    old = umask(0);
+    f->cfg.socket_mode = 0660;
+    f->cfg.socket_gid = gid;
+    start_server(f);
+    g_assert_cmpint(umask(old), ==, 0);
+    g_assert_cmpint(lstat(f->sock_path, &st), ==, 0);
+    g_assert_true(S_ISSOCK(st.st_mode));
+    g_assert_cmpint(st.st_mode & 07777, ==, 0660);
+    g_assert_cmpint(st.st_gid, ==, gid);
+    tpeer_join(f, &a, 0, NULL, 0, 1);
+    tpeer_leave(&a);
+    g_clear_pointer(&f->s, ivshmem_server_free);
+
+    /* Without them, as the umask says. */
+    old = umask(027);
+    f->cfg.socket_mode = -1;
+    f->cfg.socket_gid = -1;
+    start_server(f);
+    umask(old);
+    g_assert_cmpint(lstat(f->sock_path, &st), ==, 0);
+    g_assert_cmpint(st.st_mode & 07777, ==, 0750);
+}
+
 static void test_not_a_socket(Fixture *f)
 {
     Error *err = NULL;
@@ -1290,7 +1322,8 @@ static void test_daemon_help(Fixture *f)
 {
     static const char *const help[] = { "--help", NULL };
     static const char *const opts[] = {
-        "--socket", "--shm-name", "--shm-dir", "--shm-file", "--size",
+        "--socket", "--socket-mode", "--socket-group", "--shm-name",
+        "--shm-dir", "--shm-file", "--size",
         "--vectors", "--max-peers", "--reuse-ids", "--setup-marker",
         "--no-setup-marker", "--daemon", "--version",
         "--foreground", "--pidfile", "--verbose", "--help", "-S,", "-l,",
@@ -1562,6 +1595,33 @@ static void test_daemon_reuse_ids(Fixture *f)
     wait_gone(pid);
 }
 
+/* --socket-mode and --socket-group, by name and by number. */
+static void test_daemon_socket_access(Fixture *f)
+{
+    g_autofree char *pidfile = g_build_filename(f->dir, "pid", NULL);
+    gid_t gid = geteuid() == 0 ? 1 : getegid();
+    struct group *gr = getgrgid(gid);
+    g_autofree char *num = g_strdup_printf("%u", (unsigned)gid);
+    const char *const args[] = {
+        "--daemon", "-p", pidfile, "-S", f->sock_path,
+        "--socket-mode", "640", "--socket-group", gr ? gr->gr_name : num,
+        NULL
+    };
+    struct stat st;
+    int pid;
+
+    g_assert_cmpint(run_daemon(args, NULL, NULL), ==, 0);
+    pid = pid_from_file(pidfile);
+    g_assert_cmpint(lstat(f->sock_path, &st), ==, 0);
+    g_assert_cmpint(st.st_mode & 07777, ==, 0640);
+    g_assert_cmpint(st.st_gid, ==, gid);
+    g_assert_cmpint(kill(pid, SIGTERM), ==, 0);
+    wait_gone(pid);
+    assert_refused(f, "--socket-mode", "999", NULL, "not an octal mode");
+    assert_refused(f, "--socket-group", "no-such-group-here", NULL,
+                   "no group 'no-such-group-here'");
+}
+
 /* systemd passes a listening socket as fd 3, LISTEN_PID names the child. */
 static void test_socket_activation(Fixture *f)
 {
@@ -1619,6 +1679,7 @@ static const TestCase tests[] = {
     { "/ivshmem-server/socket/stale", test_stale_socket },
     { "/ivshmem-server/socket/live", test_live_socket },
     { "/ivshmem-server/socket/not-a-socket", test_not_a_socket },
+    { "/ivshmem-server/socket/access", test_socket_access },
     { "/ivshmem-server/size/parse", test_parse_size },
     { "/ivshmem-server/size/serve", test_sizes },
     { "/ivshmem-server/shm/persistent-file", test_persistent_file },
@@ -1638,6 +1699,8 @@ static const TestCase tests[] = {
     { "/ivshmem-server/daemon/signals", test_daemon_signals, true },
     { "/ivshmem-server/daemon/bad-options", test_daemon_bad_options, true },
     { "/ivshmem-server/daemon/version", test_daemon_version, true },
+    { "/ivshmem-server/daemon/socket-access", test_daemon_socket_access,
+      true },
     { "/ivshmem-server/daemon/pidfile-held", test_daemon_pidfile_held, true },
     { "/ivshmem-server/daemon/pidfile-symlink", test_daemon_pidfile_symlink,
       true },

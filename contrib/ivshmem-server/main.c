@@ -376,17 +376,54 @@ static void parse_args(Options *o, int argc, char **argv)
  * LISTEN_FDS counts the sockets passed from fd 3 on.  Returns false on
  * error; *fd is -1 when nothing was passed.
  */
-static bool systemd_socket(int *fd, Error **errp)
+static bool is_listener(int fd, int *domain, int *type)
+{
+    int listening = 0;
+    socklen_t len = sizeof(int);
+
+    *domain = *type = -1;
+    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 &&
+           listening &&
+           getsockopt(fd, SOL_SOCKET, SO_DOMAIN, domain, &len) == 0 &&
+           getsockopt(fd, SOL_SOCKET, SO_TYPE, type, &len) == 0;
+}
+
+/*
+ * LISTEN_PID names another process: the sockets passed are its own.  Do
+ * not keep them listening here, where nobody would ever accept.
+ */
+static void systemd_foreign(Options *o, const char *pid_str,
+                            const char *fds_str)
+{
+    unsigned long nfds;
+    int fd, domain, type;
+
+    if (qemu_strtoul(fds_str, NULL, 10, &nfds) < 0 || nfds > 1024) {
+        return;
+    }
+    for (fd = SYSTEMD_FIRST_FD; fd < SYSTEMD_FIRST_FD + (int)nfds; fd++) {
+        if (is_listener(fd, &domain, &type)) {
+            log_msg(o, IVSHMEM_SERVER_LOG_WARNING, "LISTEN_PID=%s is not "
+                    "us: closing fd %d, a socket passed to that process",
+                    pid_str, fd);
+            close(fd);
+        }
+    }
+}
+
+static bool systemd_socket(Options *o, int *fd, Error **errp)
 {
     const char *pid_str = getenv("LISTEN_PID");
     const char *fds_str = getenv("LISTEN_FDS");
     unsigned long pid, nfds;
-    int type = 0, listening = 0;
-    socklen_t len = sizeof(int);
+    int domain, type;
 
     *fd = -1;
-    if (!pid_str || !fds_str || qemu_strtoul(pid_str, NULL, 10, &pid) < 0 ||
-        pid != getpid()) {
+    if (!pid_str || !fds_str) {
+        return true;
+    }
+    if (qemu_strtoul(pid_str, NULL, 10, &pid) < 0 || pid != getpid()) {
+        systemd_foreign(o, pid_str, fds_str);
         return true;
     }
     /* The variables are for us alone, not for our children. */
@@ -398,11 +435,12 @@ static bool systemd_socket(int *fd, Error **errp)
                    "LISTEN_FDS is '%s'", fds_str);
         return false;
     }
-    if (getsockopt(SYSTEMD_FIRST_FD, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
-        getsockopt(SYSTEMD_FIRST_FD, SOL_SOCKET, SO_ACCEPTCONN, &listening,
-                   &len) < 0 || type != SOCK_STREAM || !listening) {
-        error_setg(errp, "socket activation: fd %d is not a listening "
-                   "stream socket", SYSTEMD_FIRST_FD);
+    /* The protocol needs SCM_RIGHTS: a Unix stream socket, nothing else. */
+    if (!is_listener(SYSTEMD_FIRST_FD, &domain, &type) ||
+        domain != AF_UNIX || type != SOCK_STREAM) {
+        error_setg(errp, "socket activation: fd %d is not a listening Unix "
+                   "stream socket (ListenStream= with a path)",
+                   SYSTEMD_FIRST_FD);
         return false;
     }
     if (fcntl(SYSTEMD_FIRST_FD, F_SETFD, FD_CLOEXEC) < 0) {
@@ -653,7 +691,7 @@ int main(int argc, char **argv)
     o.cfg.log = server_log;
     o.cfg.log_opaque = &o;
     parse_args(&o, argc, argv);
-    if (!systemd_socket(&o.cfg.listen_fd, &err)) {
+    if (!systemd_socket(&o, &o.cfg.listen_fd, &err)) {
         die_error(err);
     }
     absolute_paths(&o);

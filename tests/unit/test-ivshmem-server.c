@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <netinet/in.h>
 #include "qapi/error.h"
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
@@ -1661,6 +1662,104 @@ static void test_socket_activation(Fixture *f)
     g_assert_true(g_file_test(f->sock_path, G_FILE_TEST_EXISTS));
 }
 
+/*
+ * Start the server with @lfd as fd 3 and LISTEN_FDS=1, LISTEN_PID naming
+ * it (@ours) or another process; extra arguments @args.
+ */
+static pid_t spawn_activated(int lfd, bool ours, const char *const *args)
+{
+    g_autofree char *bin = server_binary();
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    pid_t pid;
+
+    g_ptr_array_add(argv, bin);
+    for (; *args; args++) {
+        g_ptr_array_add(argv, (char *)*args);
+    }
+    g_ptr_array_add(argv, NULL);
+    pid = fork();
+    g_assert_cmpint(pid, >=, 0);
+    if (pid == 0) {
+        g_autofree char *me = g_strdup_printf("%d", ours ? getpid() : 1);
+
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 ||
+            dup2(lfd, 3) != 3 || !g_setenv("LISTEN_PID", me, true) ||
+            !g_setenv("LISTEN_FDS", "1", true)) {
+            _exit(126);
+        }
+        execv(bin, (char **)argv->pdata);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int listen_unix(const char *path)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+    pstrcpy(addr.sun_path, sizeof(addr.sun_path), path);
+    g_assert_cmpint(bind(lfd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
+    g_assert_cmpint(listen(lfd, 4), ==, 0);
+    return lfd;
+}
+
+/* A passed socket that cannot carry fds (TCP) is refused. */
+static void test_activation_not_unix(Fixture *f)
+{
+    struct sockaddr_in addr = {
+        .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+    };
+    static const char *const args[] = { NULL };
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    int status;
+    pid_t pid;
+
+    g_assert_cmpint(bind(lfd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
+    g_assert_cmpint(listen(lfd, 4), ==, 0);
+    pid = spawn_activated(lfd, true, args);
+    close(lfd);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 1);
+}
+
+/*
+ * LISTEN_PID names another process: the server serves its own socket
+ * and does not keep the passed one listening, so that clients of that
+ * one are refused instead of waiting forever.
+ */
+static void test_activation_foreign(Fixture *f)
+{
+    g_autofree char *other = g_build_filename(f->dir, "sock2", NULL);
+    g_autofree char *pidfile = g_build_filename(f->dir, "pid", NULL);
+    const char *const args[] = {
+        "--daemon", "-p", pidfile, "-S", f->sock_path, NULL
+    };
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    int lfd = listen_unix(other), sock, status;
+    TPeer a;
+    pid_t pid;
+
+    /* The first process exits once the server serves its own socket. */
+    pid = spawn_activated(lfd, false, args);
+    close(lfd);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+    pid = pid_from_file(pidfile);
+    tpeer_join(f, &a, 0, NULL, 0, -1);
+    sock = socket(AF_UNIX, SOCK_STREAM, 0);
+    pstrcpy(addr.sun_path, sizeof(addr.sun_path), other);
+    g_assert_cmpint(connect(sock, (struct sockaddr *)&addr, sizeof(addr)),
+                    ==, -1);
+    g_assert_cmpint(errno, ==, ECONNREFUSED);
+    close(sock);
+    tpeer_leave(&a);
+    g_assert_cmpint(kill(pid, SIGTERM), ==, 0);
+    wait_gone(pid);
+}
+
 static const TestCase tests[] = {
     { "/ivshmem-server/handshake", test_handshake },
     { "/ivshmem-server/marker-value", test_marker_value },
@@ -1707,6 +1806,10 @@ static const TestCase tests[] = {
     { "/ivshmem-server/daemon/closed-std-fds", test_daemon_closed_std_fds,
       true },
     { "/ivshmem-server/daemon/socket-activation", test_socket_activation,
+      true },
+    { "/ivshmem-server/daemon/activation-not-unix", test_activation_not_unix,
+      true },
+    { "/ivshmem-server/daemon/activation-foreign", test_activation_foreign,
       true },
 };
 

@@ -12,6 +12,7 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include "qapi/error.h"
 #include "qemu/cutils.h"
@@ -47,6 +48,7 @@ typedef struct Options {
     dev_t pid_dev;
     ino_t pid_ino;
     int ready_fd;               /* --daemon: tells the parent, or -1 */
+    char *notify_path;          /* $NOTIFY_SOCKET, or NULL */
     bool daemon;
     bool verbose;
     bool use_syslog;
@@ -636,6 +638,45 @@ static void open_std_fds(void)
     close(fd);
 }
 
+/*
+ * Tell the service manager (systemd's $NOTIFY_SOCKET: a datagram socket,
+ * "@" for an abstract name) how we are: READY=1, STOPPING=1 and a STATUS.
+ * The protocol is one datagram; no library needed.
+ */
+static void notify(Options *o, const char *state)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    g_autofree char *msg = NULL;
+    size_t len;
+    int fd;
+
+    if (!o->notify_path) {
+        return;
+    }
+    len = strlen(o->notify_path);
+    if (len < 2 || len >= sizeof(addr.sun_path) ||
+        (o->notify_path[0] != '/' && o->notify_path[0] != '@')) {
+        log_msg(o, IVSHMEM_SERVER_LOG_WARNING, "NOTIFY_SOCKET '%s' is not "
+                "a socket path", o->notify_path);
+        return;
+    }
+    memcpy(addr.sun_path, o->notify_path, len);
+    if (addr.sun_path[0] == '@') {
+        addr.sun_path[0] = 0;
+    }
+    msg = g_strdup_printf("%s\nMAINPID=%d", state, (int)getpid());
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 ||
+        sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&addr,
+               offsetof(struct sockaddr_un, sun_path) + len) < 0) {
+        log_msg(o, IVSHMEM_SERVER_LOG_WARNING, "cannot notify '%s': %s",
+                o->notify_path, strerror(errno));
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+}
+
 /* The signals that stop the server, cleanly. */
 static const int stop_signals[] = {
     SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2,
@@ -691,6 +732,9 @@ int main(int argc, char **argv)
     o.cfg.log = server_log;
     o.cfg.log_opaque = &o;
     parse_args(&o, argc, argv);
+    /* For us, not for our children. */
+    o.notify_path = g_strdup(getenv("NOTIFY_SOCKET"));
+    unsetenv("NOTIFY_SOCKET");
     if (!systemd_socket(&o, &o.cfg.listen_fd, &err)) {
         die_error(err);
     }
@@ -714,7 +758,9 @@ int main(int argc, char **argv)
     if (o.daemon) {
         daemon_ready(&o);
     }
+    notify(&o, "READY=1\nSTATUS=serving");
     ok = ivshmem_server_run(server, sfd, &err);
+    notify(&o, "STOPPING=1\nSTATUS=shutting down");
     if (ok) {
         log_signal(&o, sfd);
     } else {
@@ -727,5 +773,6 @@ int main(int argc, char **argv)
     g_free(o.socket_abs);
     g_free(o.shm_abs);
     g_free(o.pidfile_abs);
+    g_free(o.notify_path);
     return ok ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -1760,6 +1760,63 @@ static void test_activation_foreign(Fixture *f)
     wait_gone(pid);
 }
 
+/* Read one datagram from @fd, waiting (bounded) for it. */
+static char *recv_datagram(int fd)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    char buf[512];
+    ssize_t n;
+
+    g_assert_cmpint(poll(&pfd, 1, MSG_TIMEOUT_US / 1000), ==, 1);
+    n = recv(fd, buf, sizeof(buf) - 1, 0);
+    g_assert_cmpint(n, >, 0);
+    buf[n] = 0;
+    return g_strdup(buf);
+}
+
+/*
+ * With $NOTIFY_SOCKET, the server tells systemd READY=1 once its socket
+ * accepts connections, and STOPPING=1 when it stops.
+ */
+static void test_daemon_notify(Fixture *f)
+{
+    g_autofree char *bin = server_binary();
+    g_autofree char *path = g_build_filename(f->dir, "sock2", NULL);
+    g_autofree char *ready = NULL;
+    g_autofree char *stopping = NULL;
+    g_autofree char *mainpid = NULL;
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    int nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int status;
+    TPeer a;
+    pid_t pid;
+
+    pstrcpy(addr.sun_path, sizeof(addr.sun_path), path);
+    g_assert_cmpint(bind(nfd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
+    pid = fork();
+    g_assert_cmpint(pid, >=, 0);
+    if (pid == 0) {
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 ||
+            !g_setenv("NOTIFY_SOCKET", path, true)) {
+            _exit(126);
+        }
+        execl(bin, bin, "-S", f->sock_path, (char *)NULL);
+        _exit(127);
+    }
+    ready = recv_datagram(nfd);
+    g_assert_nonnull(strstr(ready, "READY=1\n"));
+    mainpid = g_strdup_printf("MAINPID=%d", (int)pid);
+    g_assert_nonnull(strstr(ready, mainpid));
+    /* Ready means serving: no retry needed. */
+    tpeer_join(f, &a, 0, NULL, 0, -1);
+    tpeer_leave(&a);
+    g_assert_cmpint(kill(pid, SIGTERM), ==, 0);
+    stopping = recv_datagram(nfd);
+    g_assert_nonnull(strstr(stopping, "STOPPING=1\n"));
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    close(nfd);
+}
+
 static const TestCase tests[] = {
     { "/ivshmem-server/handshake", test_handshake },
     { "/ivshmem-server/marker-value", test_marker_value },
@@ -1811,6 +1868,7 @@ static const TestCase tests[] = {
       true },
     { "/ivshmem-server/daemon/activation-foreign", test_activation_foreign,
       true },
+    { "/ivshmem-server/daemon/notify", test_daemon_notify, true },
 };
 
 static char *shm_name_for(const char *dir)

@@ -9,6 +9,7 @@
 #include "qemu/osdep.h"
 #include <getopt.h>
 #include <grp.h>
+#include <poll.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -24,6 +25,11 @@
 #define SYSTEMD_FIRST_FD 3
 /* What an ivshmem-doorbell device accepts: the MSI-X maximum. */
 #define MAX_DEVICE_VECTORS 2048
+/* Identical log messages are counted for this long or this often. */
+#define LOG_REPEAT_US (10 * G_USEC_PER_SEC)
+#define LOG_REPEAT_MAX 1000
+/* A write of this much to a pipe that polls writable does not block. */
+#define LOG_MAX_LINE 4000
 /* Fds the server needs besides its peers', with some room. */
 #define SERVER_OWN_FDS 16
 
@@ -49,6 +55,12 @@ typedef struct Options {
     ino_t pid_ino;
     int ready_fd;               /* --daemon: tells the parent, or -1 */
     char *notify_path;          /* $NOTIFY_SOCKET, or NULL */
+    /* The last message logged, and how often it came again since. */
+    char *log_last;
+    IvshmemServerLogLevel log_last_level;
+    int64_t log_last_time;
+    unsigned log_repeats;
+    unsigned log_dropped;       /* lines stderr could not take */
     bool daemon;
     bool verbose;
     bool use_syslog;
@@ -177,8 +189,39 @@ static void G_NORETURN die_error(Error *err)
     exit(EXIT_FAILURE);
 }
 
-static void server_log(void *opaque, IvshmemServerLogLevel level,
-                       const char *msg)
+/*
+ * Write one line to stderr only if that cannot block (a pipe that nobody
+ * reads must not stop the server): count what had to be dropped, and say
+ * so once writing works again.  A pipe that polls writable takes a write
+ * of up to a page whole.
+ */
+static void log_write(Options *o, const char *line)
+{
+    struct pollfd pfd = { .fd = STDERR_FILENO, .events = POLLOUT };
+    g_autofree char *note = NULL;
+
+    if (poll(&pfd, 1, 0) != 1 || !(pfd.revents & POLLOUT)) {
+        o->log_dropped++;
+        return;
+    }
+    if (o->log_dropped) {
+        note = g_strdup_printf("%s: warning: %u log line(s) dropped: "
+                               "standard error was not writable\n",
+                               progname, o->log_dropped);
+        o->log_dropped = 0;
+        if (write(STDERR_FILENO, note, strlen(note)) < 0 ||
+            poll(&pfd, 1, 0) != 1 || !(pfd.revents & POLLOUT)) {
+            o->log_dropped++;
+            return;
+        }
+    }
+    if (write(STDERR_FILENO, line, MIN(strlen(line), LOG_MAX_LINE)) < 0) {
+        o->log_dropped++;
+    }
+}
+
+static void log_emit(Options *o, IvshmemServerLogLevel level,
+                     const char *msg)
 {
     static const char *const names[] = {
         [IVSHMEM_SERVER_LOG_ERROR] = "error",
@@ -192,20 +235,62 @@ static void server_log(void *opaque, IvshmemServerLogLevel level,
         [IVSHMEM_SERVER_LOG_INFO] = LOG_INFO,
         [IVSHMEM_SERVER_LOG_DEBUG] = LOG_DEBUG,
     };
-    Options *o = opaque;
     g_autoptr(GDateTime) now = NULL;
     g_autofree char *stamp = NULL;
+    g_autofree char *line = NULL;
 
-    if (level == IVSHMEM_SERVER_LOG_DEBUG && !o->verbose) {
-        return;
-    }
     if (o->use_syslog) {
         syslog(prio[level], "%s", msg);
         return;
     }
     now = g_date_time_new_now_local();
     stamp = g_date_time_format(now, "%Y-%m-%d %H:%M:%S");
-    fprintf(stderr, "%s %s: %s: %s\n", stamp, progname, names[level], msg);
+    line = g_strdup_printf("%s %s: %s: %s\n", stamp, progname, names[level],
+                           msg);
+    log_write(o, line);
+}
+
+/* Say how often the last message was suppressed, if it was. */
+static void log_flush_repeats(Options *o)
+{
+    g_autofree char *msg = NULL;
+
+    if (!o->log_repeats) {
+        return;
+    }
+    msg = g_strdup_printf("the previous message was repeated %u more "
+                          "time(s)", o->log_repeats);
+    o->log_repeats = 0;
+    log_emit(o, o->log_last_level, msg);
+}
+
+/*
+ * A message identical to the previous one is counted, not written, for
+ * up to LOG_REPEAT_US or LOG_REPEAT_MAX repeats (a condition that lasts,
+ * like running out of fds, would otherwise log thousands of lines a
+ * second).
+ */
+static void server_log(void *opaque, IvshmemServerLogLevel level,
+                       const char *msg)
+{
+    Options *o = opaque;
+    int64_t now = g_get_monotonic_time();
+
+    if (level == IVSHMEM_SERVER_LOG_DEBUG && !o->verbose) {
+        return;
+    }
+    if (o->log_last && level == o->log_last_level &&
+        !strcmp(msg, o->log_last) && o->log_repeats < LOG_REPEAT_MAX &&
+        now - o->log_last_time < LOG_REPEAT_US) {
+        o->log_repeats++;
+        return;
+    }
+    log_flush_repeats(o);
+    g_free(o->log_last);
+    o->log_last = g_strdup(msg);
+    o->log_last_level = level;
+    o->log_last_time = now;
+    log_emit(o, level, msg);
 }
 
 static void G_GNUC_PRINTF(3, 4)
@@ -596,11 +681,32 @@ static void daemon_fork(Options *o)
     }
 }
 
+/* Whether a syslog daemon listens where syslog() sends. */
+static bool syslog_listens(void)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    bool ok;
+
+    pstrcpy(addr.sun_path, sizeof(addr.sun_path), "/dev/log");
+    ok = fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok;
+}
+
 /* --daemon, second half, once serving: let go of the terminal. */
 static void daemon_ready(Options *o)
 {
     char c = 0;
     int devnull;
+
+    if (!syslog_listens()) {
+        error_report("warning: no syslog daemon listens on /dev/log, so the "
+                     "log of --daemon is lost; run in the foreground (for "
+                     "instance under a service manager) to keep it");
+    }
 
     devnull = open("/dev/null", O_RDWR);
     if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 ||
@@ -773,6 +879,8 @@ int main(int argc, char **argv)
     g_free(o.socket_abs);
     g_free(o.shm_abs);
     g_free(o.pidfile_abs);
+    log_flush_repeats(&o);
+    g_free(o.log_last);
     g_free(o.notify_path);
     return ok ? EXIT_SUCCESS : EXIT_FAILURE;
 }

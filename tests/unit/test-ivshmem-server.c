@@ -1817,6 +1817,150 @@ static void test_daemon_notify(Fixture *f)
     close(nfd);
 }
 
+/*
+ * Start the server in the foreground with @err_fd as its stderr (closed
+ * here), $NOTIFY_SOCKET @notify and the arguments @args.
+ */
+static pid_t spawn_with_stderr(int err_fd, const char *notify,
+                               const char *const *args)
+{
+    g_autofree char *bin = server_binary();
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    pid_t pid;
+
+    g_ptr_array_add(argv, bin);
+    for (; *args; args++) {
+        g_ptr_array_add(argv, (char *)*args);
+    }
+    g_ptr_array_add(argv, NULL);
+    pid = fork();
+    g_assert_cmpint(pid, >=, 0);
+    if (pid == 0) {
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 ||
+            dup2(err_fd, STDERR_FILENO) != STDERR_FILENO ||
+            !g_setenv("NOTIFY_SOCKET", notify, true)) {
+            _exit(126);
+        }
+        execv(bin, (char **)argv->pdata);
+        _exit(127);
+    }
+    close(err_fd);
+    return pid;
+}
+
+/* A datagram socket at @path, for $NOTIFY_SOCKET. */
+static int notify_socket(const char *path)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    pstrcpy(addr.sun_path, sizeof(addr.sun_path), path);
+    g_assert_cmpint(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
+    return fd;
+}
+
+/* Everything @fd gives until end of file. */
+static char *read_all(int fd)
+{
+    GString *out = g_string_new(NULL);
+    char buf[4096];
+    ssize_t n;
+
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        g_string_append_len(out, buf, n);
+    }
+    g_assert_cmpint(n, ==, 0);
+    return g_string_free(out, false);
+}
+
+/* A message that comes again and again is counted, not repeated. */
+static void test_daemon_log_repeats(Fixture *f)
+{
+    enum { REFUSED = 50 };
+    g_autofree char *notify = g_build_filename(f->dir, "sock2", NULL);
+    const char *const args[] = {
+        "-S", f->sock_path, "--max-peers", "1", NULL
+    };
+    g_autofree char *ready = NULL;
+    g_autofree char *log = NULL;
+    g_auto(GStrv) lines = NULL;
+    unsigned i, printed = 0, repeated = 0, n;
+    int pipefd[2], nfd = notify_socket(notify), sock, status;
+    TPeer a;
+    pid_t pid;
+
+    g_assert_true(g_unix_open_pipe(pipefd, FD_CLOEXEC, NULL));
+    pid = spawn_with_stderr(pipefd[1], notify, args);
+    ready = recv_datagram(nfd);
+    close(nfd);
+    tpeer_join(f, &a, 0, NULL, 0, -1);
+    for (i = 0; i < REFUSED; i++) {
+        sock = connect_raw(f);
+        expect_eof(f, sock);
+        close(sock);
+    }
+    g_assert_cmpint(kill(pid, SIGTERM), ==, 0);
+    log = read_all(pipefd[0]);
+    close(pipefd[0]);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    tpeer_leave(&a);
+    lines = g_strsplit(log, "\n", -1);
+    for (i = 0; lines[i]; i++) {
+        if (strstr(lines[i], "refusing a connection")) {
+            printed++;
+        } else if (sscanf(lines[i], "%*s %*s %*s %*s the previous message "
+                          "was repeated %u more", &n) == 1) {
+            repeated += n;
+        }
+    }
+    g_assert_cmpuint(printed + repeated, ==, REFUSED);
+    g_assert_cmpuint(printed, <, REFUSED);
+}
+
+/*
+ * A stderr that nobody reads does not stop the server: what it cannot
+ * take is dropped, and counted once it can take more.
+ */
+static void test_daemon_log_blocked(Fixture *f)
+{
+    g_autofree char *notify = g_build_filename(f->dir, "sock2", NULL);
+    const char *const args[] = { "-S", f->sock_path, "--verbose", NULL };
+    g_autofree char *ready = NULL;
+    g_autofree char *log = NULL;
+    char buf[4096] = { 0 };
+    int pipefd[2], nfd = notify_socket(notify), status, i;
+    TPeer a;
+    pid_t pid;
+
+    /* A full pipe, left blocking as a terminal or a log pipe would be. */
+    g_assert_true(g_unix_open_pipe(pipefd, FD_CLOEXEC, NULL));
+    g_assert_true(g_unix_set_fd_nonblocking(pipefd[1], true, NULL));
+    while (write(pipefd[1], buf, sizeof(buf)) > 0) {
+        continue;
+    }
+    g_assert_cmpint(errno, ==, EAGAIN);
+    g_assert_true(g_unix_set_fd_nonblocking(pipefd[1], false, NULL));
+    pid = spawn_with_stderr(pipefd[1], notify, args);
+    ready = recv_datagram(nfd);
+    close(nfd);
+    for (i = 0; i < 3; i++) {
+        tpeer_join(f, &a, i, NULL, 0, -1);
+        tpeer_leave(&a);
+    }
+    /* Read what the pipe holds; the stop is logged, with the count. */
+    g_assert_true(g_unix_set_fd_nonblocking(pipefd[0], true, NULL));
+    while (read(pipefd[0], buf, sizeof(buf)) > 0) {
+        continue;
+    }
+    g_assert_true(g_unix_set_fd_nonblocking(pipefd[0], false, NULL));
+    g_assert_cmpint(kill(pid, SIGTERM), ==, 0);
+    log = read_all(pipefd[0]);
+    close(pipefd[0]);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_assert_nonnull(strstr(log, "log line(s) dropped"));
+    g_assert_nonnull(strstr(log, "Terminated received"));
+}
+
 static const TestCase tests[] = {
     { "/ivshmem-server/handshake", test_handshake },
     { "/ivshmem-server/marker-value", test_marker_value },
@@ -1869,6 +2013,8 @@ static const TestCase tests[] = {
     { "/ivshmem-server/daemon/activation-foreign", test_activation_foreign,
       true },
     { "/ivshmem-server/daemon/notify", test_daemon_notify, true },
+    { "/ivshmem-server/daemon/log-repeats", test_daemon_log_repeats, true },
+    { "/ivshmem-server/daemon/log-blocked", test_daemon_log_blocked, true },
 };
 
 static char *shm_name_for(const char *dir)

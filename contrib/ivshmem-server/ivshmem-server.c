@@ -14,6 +14,8 @@
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/un.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include "qapi/error.h"
 #include "qemu/bitmap.h"
 #include "qemu/bswap.h"
@@ -365,11 +367,38 @@ static int shm_open_posix(IvshmemServer *s, Error **errp)
     return fd;
 }
 
+/*
+ * A directory on hugetlbfs: a huge-page memfd of the same page size
+ * instead of a file there, since a memfd can be sealed and a file cannot.
+ * The pages come from the kernel's pool for that size, not from the
+ * mount's own limits.
+ */
+static int shm_open_hugetlb(IvshmemServer *s, uint64_t page, Error **errp)
+{
+    g_autofree char *str = size_str(s->shm_size);
+    g_autofree char *pg = size_str(page);
+
+    if (!is_power_of_2(page) || s->shm_size % page) {
+        error_setg(errp, "'%s' is a hugetlbfs of %s pages: the size %s "
+                   "must be a multiple of that", s->shm_path, pg, str);
+        return -1;
+    }
+    return qemu_memfd_create("ivshmem", s->shm_size, true, page,
+                             F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL,
+                             errp);
+}
+
 static int shm_open_dir(IvshmemServer *s, Error **errp)
 {
     g_autofree char *path = g_build_filename(s->shm_path, "ivshmem.XXXXXX",
                                              NULL);
-    int fd = mkostemp(path, O_CLOEXEC);
+    struct statfs sfs;
+    int fd;
+
+    if (statfs(s->shm_path, &sfs) == 0 && sfs.f_type == HUGETLBFS_MAGIC) {
+        return shm_open_hugetlb(s, sfs.f_bsize, errp);
+    }
+    fd = mkostemp(path, O_CLOEXEC);
 
     if (fd < 0) {
         error_setg_errno(errp, errno, "cannot create a file in '%s'",

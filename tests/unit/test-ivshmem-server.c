@@ -13,8 +13,11 @@
 #include "qemu/osdep.h"
 #include <poll.h>
 #include <grp.h>
+#include <sched.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/vfs.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -1226,6 +1229,41 @@ static void test_shm_file_symlink(Fixture *f)
     g_assert_false(g_file_test(f->sock_path, G_FILE_TEST_EXISTS));
 }
 
+/*
+ * A --shm-dir on hugetlbfs gets a sealed huge-page memfd, which no peer
+ * can shrink.  Runs where this subprocess may mount a hugetlbfs of its
+ * own (in a private mount namespace).
+ */
+static void test_shm_dir_hugetlbfs(Fixture *f)
+{
+    g_autofree char *sub = g_build_filename(f->dir, "hugepages", NULL);
+    struct statfs sfs;
+    TPeer a;
+    int seals;
+
+    g_assert_cmpint(mkdir(sub, 0700), ==, 0);
+    if (unshare(CLONE_NEWNS) < 0 ||
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        mount("none", sub, "hugetlbfs", 0, NULL) < 0) {
+        g_test_skip("cannot mount a hugetlbfs here");
+        return;
+    }
+    g_assert_cmpint(statfs(sub, &sfs), ==, 0);
+    f->cfg.shm_kind = IVSHMEM_SERVER_SHM_DIR;
+    f->cfg.shm_path = sub;
+    f->cfg.shm_size = MAX(2 * MiB, sfs.f_bsize);
+    start_server(f);
+    tpeer_join(f, &a, 0, NULL, 0, 1);
+    seals = fcntl(a.shm_fd, F_GET_SEALS);
+    g_assert_cmpint(seals, >=, 0);
+    g_assert_cmpint(seals & (F_SEAL_SHRINK | F_SEAL_GROW), ==,
+                    F_SEAL_SHRINK | F_SEAL_GROW);
+    g_assert_cmpint(ftruncate(a.shm_fd, 0), ==, -1);
+    tpeer_leave(&a);
+    g_clear_pointer(&f->s, ivshmem_server_free);
+    umount(sub);
+}
+
 static void test_shm_dir(Fixture *f)
 {
     g_autofree char *sub = g_build_filename(f->dir, "hugepages", NULL);
@@ -1998,6 +2036,7 @@ static const TestCase tests[] = {
     { "/ivshmem-server/shm/persistent-file", test_persistent_file },
     { "/ivshmem-server/shm/posix", test_shm_posix },
     { "/ivshmem-server/shm/dir", test_shm_dir },
+    { "/ivshmem-server/shm/dir-hugetlbfs", test_shm_dir_hugetlbfs },
     { "/ivshmem-server/shm/posix-live-socket", test_shm_posix_live_socket },
     { "/ivshmem-server/shm/in-use", test_shm_in_use },
     { "/ivshmem-server/shm/posix-planted", test_shm_posix_planted },

@@ -11,6 +11,7 @@
 #include "qapi/error.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
+#include "qemu-version.h"
 #include "ivshmem-client.h"
 
 #define DEFAULT_SOCKET          "/tmp/ivshmem_socket"
@@ -27,8 +28,16 @@ typedef struct Options {
     bool verbose;
 } Options;
 
+/* Exit statuses, documented in --help and the manual. */
+enum {
+    EXIT_CMD_FAILED = 1,        /* a command failed */
+    EXIT_TIMEOUT = 2,           /* a wait timed out, nothing else failed */
+    EXIT_NO_SERVER = 3,         /* could not join, or lost, the server */
+};
+
 typedef enum CmdResult {
     CMD_OK,
+    CMD_TIMEOUT,
     CMD_FAILED,
     CMD_QUIT,
 } CmdResult;
@@ -49,7 +58,8 @@ static void usage(void)
            "setup\n"
            "                         (default %d)\n"
            "  -v, --verbose          report peers as they come and go\n"
-           "  -h, --help             show this help and exit\n\n"
+           "  -h, --help             show this help and exit\n"
+           "      --version          show the version and exit\n\n"
            "Commands:\n"
            "  ring PEER VECTOR       interrupt PEER on VECTOR\n"
            "  wait VECTOR [TIMEOUT]  wait for own VECTOR, TIMEOUT in ms "
@@ -61,7 +71,12 @@ static void usage(void)
            "  write OFFSET STRING    copy STRING (the rest of the line) to "
            "OFFSET\n"
            "  quit                   exit\n"
-           "Numbers may be decimal, 0x hexadecimal or 0 octal.\n",
+           "Numbers are decimal (leading zeros too) or 0x hexadecimal.\n\n"
+           "Exit status: 0 if every command succeeded, 1 if one failed, 2 if "
+           "a wait\ntimed out and nothing else failed, 3 if the server could "
+           "not be joined\nor was lost.  Commands given as arguments stop at "
+           "the first failure;\ncommands read from standard input all "
+           "run.\n",
            progname, DEFAULT_SOCKET, DEFAULT_SETUP_TIMEOUT,
            DEFAULT_READ_LEN);
 }
@@ -85,9 +100,14 @@ static void notify(void *opaque, IvshmemClientEvent event, unsigned id,
 
 /* Commands */
 
+/* Decimal, or hexadecimal after 0x; never octal, never negative. */
 static bool arg_u64(const char *what, const char *str, uint64_t *val)
 {
-    if (!str || qemu_strtou64(str, NULL, 0, val) < 0) {
+    bool hex = str && (g_str_has_prefix(str, "0x") ||
+                       g_str_has_prefix(str, "0X"));
+
+    if (!str || !g_ascii_isxdigit(str[hex ? 2 : 0]) ||
+        qemu_strtou64(hex ? str + 2 : str, NULL, hex ? 16 : 10, val) < 0) {
         error_report("invalid %s '%s'", what, str ? str : "(missing)");
         return false;
     }
@@ -161,7 +181,7 @@ static CmdResult cmd_wait(IvshmemClient *c, char **argv)
         return CMD_FAILED;
     }
     printf("vector %u: %s\n", vector, ret ? "interrupt" : "timeout");
-    return ret ? CMD_OK : CMD_FAILED;
+    return ret ? CMD_OK : CMD_TIMEOUT;
 }
 
 static CmdResult cmd_dump(IvshmemClient *c, char **argv)
@@ -233,6 +253,10 @@ static CmdResult cmd_write(IvshmemClient *c, char **argv, const char *line)
     str = skip_word(str);
     str += strspn(str, " \t");
     str = skip_word(str);
+    if (!*str) {
+        error_report("write: no STRING to write at offset %" PRIu64, offset);
+        return CMD_FAILED;
+    }
     p = shm_range(c, offset, strlen(str));
     if (!p) {
         return CMD_FAILED;
@@ -286,8 +310,18 @@ static CmdResult run_command(IvshmemClient *c, const char *line)
 
 /* Interactive mode */
 
-/* Run the complete lines in @input; false once "quit" was given. */
-static bool run_lines(IvshmemClient *c, GString *input)
+/* The exit status for the worst of the results seen. */
+static int exit_status(bool failed, bool timed_out)
+{
+    return failed ? EXIT_CMD_FAILED : timed_out ? EXIT_TIMEOUT : EXIT_SUCCESS;
+}
+
+/*
+ * Run the complete lines in @input, noting failures in *@failed and
+ * timeouts in *@timed_out; false once "quit" was given.
+ */
+static bool run_lines(IvshmemClient *c, GString *input, bool *failed,
+                      bool *timed_out)
 {
     char *nl;
 
@@ -295,7 +329,16 @@ static bool run_lines(IvshmemClient *c, GString *input)
         g_autofree char *line = g_strndup(input->str, nl - input->str);
 
         g_string_erase(input, 0, nl - input->str + 1);
-        if (run_command(c, line) == CMD_QUIT) {
+        switch (run_command(c, line)) {
+        case CMD_OK:
+            break;
+        case CMD_TIMEOUT:
+            *timed_out = true;
+            break;
+        case CMD_FAILED:
+            *failed = true;
+            break;
+        case CMD_QUIT:
             return false;
         }
     }
@@ -310,6 +353,7 @@ static int interactive(IvshmemClient *c)
         { .fd = STDIN_FILENO, .events = POLLIN },
         { .fd = ivshmem_client_get_fd(c), .events = POLLIN },
     };
+    bool failed = false, timed_out = false;
     Error *err = NULL;
     char buf[4096];
     ssize_t n;
@@ -320,11 +364,11 @@ static int interactive(IvshmemClient *c)
                 continue;
             }
             error_report("poll failed: %s", strerror(errno));
-            return EXIT_FAILURE;
+            return EXIT_CMD_FAILED;
         }
         if (pfd[1].revents && !ivshmem_client_handle_readable(c, &err)) {
             error_report_err(err);
-            return EXIT_FAILURE;
+            return EXIT_NO_SERVER;
         }
         if (!pfd[0].revents) {
             continue;
@@ -336,12 +380,16 @@ static int interactive(IvshmemClient *c)
         if (n <= 0) {
             /* A last line without a newline still counts. */
             g_string_append_c(input, '\n');
-            run_lines(c, input);
-            return n < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+            run_lines(c, input, &failed, &timed_out);
+            if (n < 0) {
+                error_report("cannot read commands: %s", strerror(errno));
+                failed = true;
+            }
+            return exit_status(failed, timed_out);
         }
         g_string_append_len(input, buf, n);
-        if (!run_lines(c, input)) {
-            return EXIT_SUCCESS;
+        if (!run_lines(c, input, &failed, &timed_out)) {
+            return exit_status(failed, timed_out);
         }
     }
 }
@@ -354,8 +402,10 @@ static int scripted(IvshmemClient *c, GPtrArray *commands)
         switch (run_command(c, g_ptr_array_index(commands, i))) {
         case CMD_OK:
             break;
+        case CMD_TIMEOUT:
+            return EXIT_TIMEOUT;
         case CMD_FAILED:
-            return EXIT_FAILURE;
+            return EXIT_CMD_FAILED;
         case CMD_QUIT:
             return EXIT_SUCCESS;
         }
@@ -371,6 +421,7 @@ static void parse_args(Options *o, int argc, char **argv)
         { "timeout", required_argument, NULL, 't' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
     };
     int c, i;
@@ -395,6 +446,12 @@ static void parse_args(Options *o, int argc, char **argv)
             break;
         case 'h':
             usage();
+            exit(EXIT_SUCCESS);
+        case 'V':
+            printf("%s of the ivshmem series, built in a QEMU %s tree\n"
+                   "ivshmem protocol version %d, setup-end marker "
+                   "understood\n", progname, QEMU_FULL_VERSION,
+                   IVSHMEM_PROTOCOL_VERSION);
             exit(EXIT_SUCCESS);
         default:
             fprintf(stderr, "Try '%s --help' for more information.\n",
@@ -429,8 +486,17 @@ int main(int argc, char **argv)
     if (!ivshmem_client_connect(c, o.socket_path, &err) ||
         !ivshmem_client_wait_setup(c, o.setup_timeout, SETUP_QUIET_MS,
                                    &err)) {
+        if (ivshmem_client_get_id(c) < 0 &&
+            strstr(error_get_pretty(err), "closed the connection")) {
+            /* What a server at its --max-peers limit does. */
+            error_append_hint(&err, "The server closed the connection "
+                              "before giving this client an ID: it refuses "
+                              "new peers when it has --max-peers of them "
+                              "(its log says so).\n");
+        }
+        error_prepend(&err, "cannot join the server at %s: ", o.socket_path);
         error_report_err(err);
-        return EXIT_FAILURE;
+        return EXIT_NO_SERVER;
     }
     return commands->len ? scripted(c, commands) : interactive(c);
 }

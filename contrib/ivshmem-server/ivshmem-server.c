@@ -12,7 +12,10 @@
 #include "qemu/osdep.h"
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/un.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include "qapi/error.h"
 #include "qemu/bitmap.h"
 #include "qemu/bswap.h"
@@ -25,11 +28,8 @@
 #define SERVER_MAX_EVENTS   64
 /* Accept at most this many connections per wakeup, to stay fair. */
 #define SERVER_ACCEPT_BURST 64
-/*
- * A peer that leaves this many messages unread is dropped: its queue
- * would otherwise grow without bound.  Far above any real setup burst.
- */
-#define SERVER_MAX_BACKLOG  (1024 * 1024)
+/* Of a setup, the messages that are not a peer's vector. */
+#define SERVER_SETUP_EXTRA  4
 
 typedef enum SourceKind {
     SOURCE_LISTEN,
@@ -95,12 +95,14 @@ struct IvshmemServer {
     bool closing;               /* in ivshmem_server_free() */
 
     int shm_fd;
+    int shm_lock_fd;            /* holds our flock on the memory, or -1 */
     uint64_t shm_size;
     bool shm_created;           /* a --shm-file we created */
 
     QTAILQ_HEAD(, Peer) peers;
     unsigned num_peers;
     unsigned long *ids;         /* bitmap of IDs in use */
+    unsigned next_id;           /* where the search for a free ID starts */
     GQueue dirty;               /* peers whose queue needs a flush */
     GSList *zombies;            /* dropped peers, freed after dispatch */
 };
@@ -126,15 +128,19 @@ void ivshmem_server_config_init(IvshmemServerConfig *cfg)
     *cfg = (IvshmemServerConfig) {
         .socket_path = IVSHMEM_SERVER_DEFAULT_SOCKET,
         .listen_fd = -1,
+        .socket_mode = -1,
+        .socket_gid = -1,
         .shm_kind = IVSHMEM_SERVER_SHM_MEMFD,
         .shm_size = 0,
         .vectors = IVSHMEM_SERVER_DEFAULT_VECTORS,
         .max_peers = IVSHMEM_SERVER_DEFAULT_MAX_PEERS,
+        .max_backlog = IVSHMEM_SERVER_DEFAULT_MAX_BACKLOG,
         /*
-         * Off by default: QEMU's ivshmem device up to 10.0 frees a peer's
-         * state on a disconnect without forgetting it, so the marker (a
-         * disconnect of the next ID to be handed out) makes such a device
-         * use freed memory when that peer joins.
+         * Off by default: an unmodified QEMU ivshmem device frees a
+         * peer's eventfds on a disconnect without forgetting them, so
+         * the marker (a disconnect of a free ID) makes it write into
+         * freed memory when a peer gets that ID; QEMU's original
+         * ivshmem-client reconnects on it, again and again.
          */
         .setup_marker = false,
     };
@@ -142,10 +148,29 @@ void ivshmem_server_config_init(IvshmemServerConfig *cfg)
 
 /* Sizes */
 
+/* @size exactly: in the largest binary unit that divides it. */
+static char *size_str(uint64_t size)
+{
+    static const char *const units[] = {
+        "bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB",
+    };
+    int i;
+
+    for (i = G_N_ELEMENTS(units) - 1; i > 0; i--) {
+        uint64_t unit = 1ULL << (10 * i);
+
+        if (size >= unit && !(size % unit)) {
+            return g_strdup_printf("%" PRIu64 " %s", size / unit, units[i]);
+        }
+    }
+    return g_strdup_printf("%" PRIu64 " bytes", size);
+}
+
 bool ivshmem_server_check_size(uint64_t size, Error **errp)
 {
-    g_autofree char *str = size_to_str(size);
-    g_autofree char *min = size_to_str(IVSHMEM_SERVER_MIN_SIZE);
+    g_autofree char *str = size_str(size);
+    g_autofree char *min = size_str(IVSHMEM_SERVER_MIN_SIZE);
+    g_autofree char *max = size_str(IVSHMEM_SERVER_MAX_SIZE);
     g_autofree char *lo = NULL;
     g_autofree char *hi = NULL;
     uint64_t below, above;
@@ -155,14 +180,20 @@ bool ivshmem_server_check_size(uint64_t size, Error **errp)
                    "is %s", str, min);
         return false;
     }
+    if (size > IVSHMEM_SERVER_MAX_SIZE) {
+        error_setg(errp, "shared memory size %s is too large: the maximum "
+                   "is %s (every peer maps all of it)", str, max);
+        return false;
+    }
     if (is_power_of_2(size)) {
         return true;
     }
     /* The device maps it as a PCI BAR, and those are powers of two. */
     below = pow2floor(size);
     above = below << 1;
-    lo = size_to_str(below);
-    hi = above ? size_to_str(above) : g_strdup("(none)");
+    lo = size_str(below);
+    hi = above <= IVSHMEM_SERVER_MAX_SIZE ? size_str(above) :
+         g_strdup("none above");
     error_setg(errp, "shared memory size %s is not a power of two; the "
                "nearest valid sizes are %s and %s", str, lo, hi);
     return false;
@@ -170,13 +201,19 @@ bool ivshmem_server_check_size(uint64_t size, Error **errp)
 
 bool ivshmem_server_parse_size(const char *str, uint64_t *size, Error **errp)
 {
+    g_autofree char *max = size_str(IVSHMEM_SERVER_MAX_SIZE);
     uint64_t val;
     int ret;
 
     ret = qemu_strtosz(str, NULL, &val);
+    if (ret == -ERANGE) {
+        error_setg(errp, "size '%s' is too large: the maximum is %s", str,
+                   max);
+        return false;
+    }
     if (ret < 0) {
-        error_setg(errp, "invalid size '%s': %s (use a number with an "
-                   "optional K, M, G or T suffix)", str, strerror(-ret));
+        error_setg(errp, "invalid size '%s': use a number with an optional "
+                   "K, M, G or T suffix", str);
         return false;
     }
     if (!ivshmem_server_check_size(val, errp)) {
@@ -191,7 +228,7 @@ bool ivshmem_server_parse_size(const char *str, uint64_t *size, Error **errp)
 static bool shm_resize(int fd, uint64_t size, const char *what, Error **errp)
 {
     if (ftruncate(fd, size) < 0) {
-        g_autofree char *str = size_to_str(size);
+        g_autofree char *str = size_str(size);
 
         error_setg_errno(errp, errno, "cannot resize %s to %s", what, str);
         return false;
@@ -212,28 +249,156 @@ static int shm_open_memfd(IvshmemServer *s, Error **errp)
                              errp);
 }
 
+/*
+ * A server holds an flock on the memory it serves, through an fd of its
+ * own (the peers get another one, so the lock goes with the server): a
+ * memory that cannot be locked is served by another server.  @lock_fd
+ * is a second open of the object of @fd, or -1 with errno set.
+ */
+static bool shm_lock(IvshmemServer *s, int fd, int lock_fd, const char *what,
+                     Error **errp)
+{
+    struct stat a, b;
+
+    if (lock_fd < 0) {
+        error_setg_errno(errp, errno, "cannot open %s again to lock it",
+                         what);
+        return false;
+    }
+    if (fstat(fd, &a) < 0 || fstat(lock_fd, &b) < 0) {
+        error_setg_errno(errp, errno, "cannot stat %s", what);
+        close(lock_fd);
+        return false;
+    }
+    if (a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+        error_setg(errp, "%s was replaced while it was opened", what);
+        close(lock_fd);
+        return false;
+    }
+    if (flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno == EWOULDBLOCK) {
+            error_setg(errp, "%s is in use by another ivshmem-server", what);
+        } else {
+            error_setg_errno(errp, errno, "cannot lock %s", what);
+        }
+        close(lock_fd);
+        return false;
+    }
+    s->shm_lock_fd = lock_fd;
+    return true;
+}
+
+static bool shm_lock_posix(IvshmemServer *s, int fd, const char *what,
+                           Error **errp)
+{
+    return shm_lock(s, fd, shm_open(s->shm_path, O_RDONLY | O_NOFOLLOW, 0),
+                    what, errp);
+}
+
+/*
+ * An existing POSIX object left by a server that is gone: adopt it only
+ * if it is ours alone and of the size asked for (resizing could harm
+ * whoever still maps it).
+ */
+static bool shm_adopt_posix(IvshmemServer *s, int fd, const char *what,
+                            Error **errp)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) < 0) {
+        error_setg_errno(errp, errno, "cannot stat %s", what);
+        return false;
+    }
+    if (st.st_uid != geteuid()) {
+        error_setg(errp, "%s belongs to user %u, not to us; refusing to "
+                   "serve it", what, (unsigned)st.st_uid);
+        return false;
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        error_setg(errp, "%s is open to other users (mode %04o); refusing "
+                   "to serve it", what, (unsigned)(st.st_mode & 07777));
+        return false;
+    }
+    if (!shm_lock_posix(s, fd, what, errp)) {
+        return false;
+    }
+    if (st.st_size == 0) {
+        return shm_resize(fd, s->shm_size, what, errp);
+    }
+    if (st.st_size != s->shm_size) {
+        g_autofree char *have = size_str(st.st_size);
+        g_autofree char *want = size_str(s->shm_size);
+
+        error_setg(errp, "%s exists and is %s, not %s; remove it or give "
+                   "its size", what, have, want);
+        return false;
+    }
+    server_log(s, IVSHMEM_SERVER_LOG_INFO, "serving the existing %s, left "
+               "by a server that is gone", what);
+    return true;
+}
+
 static int shm_open_posix(IvshmemServer *s, Error **errp)
 {
-    int fd = shm_open(s->shm_path, O_RDWR | O_CREAT, 0600);
+    g_autofree char *what = g_strdup_printf("POSIX shared memory '%s'",
+                                            s->shm_path);
+    int fd = shm_open(s->shm_path, O_RDWR | O_CREAT | O_EXCL, 0600);
 
+    if (fd >= 0) {
+        if (!shm_lock_posix(s, fd, what, errp) ||
+            !shm_resize(fd, s->shm_size, what, errp)) {
+            close(fd);
+            shm_unlink(s->shm_path);
+            return -1;
+        }
+        return fd;
+    }
+    if (errno == EEXIST) {
+        fd = shm_open(s->shm_path, O_RDWR | O_NOFOLLOW, 0);
+    }
     if (fd < 0) {
-        error_setg_errno(errp, errno, "cannot open POSIX shared memory '%s'",
-                         s->shm_path);
+        error_setg_errno(errp, errno, "cannot open %s", what);
         return -1;
     }
-    if (!shm_resize(fd, s->shm_size, s->shm_path, errp)) {
+    if (!shm_adopt_posix(s, fd, what, errp)) {
         close(fd);
-        shm_unlink(s->shm_path);
         return -1;
     }
     return fd;
+}
+
+/*
+ * A directory on hugetlbfs: a huge-page memfd of the same page size
+ * instead of a file there, since a memfd can be sealed and a file cannot.
+ * The pages come from the kernel's pool for that size, not from the
+ * mount's own limits.
+ */
+static int shm_open_hugetlb(IvshmemServer *s, uint64_t page, Error **errp)
+{
+    g_autofree char *str = size_str(s->shm_size);
+    g_autofree char *pg = size_str(page);
+
+    if (!is_power_of_2(page) || s->shm_size % page) {
+        error_setg(errp, "'%s' is a hugetlbfs of %s pages: the size %s "
+                   "must be a multiple of that", s->shm_path, pg, str);
+        return -1;
+    }
+    return qemu_memfd_create("ivshmem", s->shm_size, true, page,
+                             F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL,
+                             errp);
 }
 
 static int shm_open_dir(IvshmemServer *s, Error **errp)
 {
     g_autofree char *path = g_build_filename(s->shm_path, "ivshmem.XXXXXX",
                                              NULL);
-    int fd = mkostemp(path, O_CLOEXEC);
+    struct statfs sfs;
+    int fd;
+
+    if (statfs(s->shm_path, &sfs) == 0 && sfs.f_type == HUGETLBFS_MAGIC) {
+        return shm_open_hugetlb(s, sfs.f_bsize, errp);
+    }
+    fd = mkostemp(path, O_CLOEXEC);
 
     if (fd < 0) {
         error_setg_errno(errp, errno, "cannot create a file in '%s'",
@@ -281,8 +446,8 @@ static bool shm_file_size(IvshmemServer *s, int fd, Error **errp)
         return true;
     }
     if (st.st_size != s->shm_size) {
-        g_autofree char *have = size_to_str(st.st_size);
-        g_autofree char *want = size_to_str(s->shm_size);
+        g_autofree char *have = size_str(st.st_size);
+        g_autofree char *want = size_str(s->shm_size);
 
         error_setg(errp, "'%s' is %s, not %s; give its size or remove it",
                    s->shm_path, have, want);
@@ -293,18 +458,27 @@ static bool shm_file_size(IvshmemServer *s, int fd, Error **errp)
 
 static int shm_open_file(IvshmemServer *s, Error **errp)
 {
-    int fd = open(s->shm_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    g_autofree char *what = g_strdup_printf("'%s'", s->shm_path);
+    int flags = O_RDWR | O_NOFOLLOW | O_CLOEXEC;
+    int fd = open(s->shm_path, flags | O_CREAT | O_EXCL, 0600);
 
     if (fd >= 0) {
         s->shm_created = true;
     } else if (errno == EEXIST) {
-        fd = open(s->shm_path, O_RDWR | O_CLOEXEC);
+        fd = open(s->shm_path, flags);
+    }
+    if (fd < 0 && errno == ELOOP) {
+        error_setg(errp, "'%s' is a symbolic link; refusing to follow it",
+                   s->shm_path);
+        return -1;
     }
     if (fd < 0) {
         error_setg_errno(errp, errno, "cannot open '%s'", s->shm_path);
         return -1;
     }
-    if (!shm_file_size(s, fd, errp)) {
+    if (!shm_lock(s, fd, open(s->shm_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC),
+                  what, errp) ||
+        !shm_file_size(s, fd, errp)) {
         close(fd);
         if (s->shm_created) {
             unlink(s->shm_path);
@@ -342,6 +516,10 @@ static bool shm_init(IvshmemServer *s, Error **errp)
 
 static void shm_release(IvshmemServer *s)
 {
+    if (s->shm_lock_fd >= 0) {
+        close(s->shm_lock_fd);
+        s->shm_lock_fd = -1;
+    }
     if (s->shm_fd < 0) {
         return;
     }
@@ -455,12 +633,53 @@ static int socket_bind(const struct sockaddr_un *addr, Error **errp)
     return fd;
 }
 
+/*
+ * Give the socket file we just bound (still mode 0) its group, then its
+ * mode: --socket-mode, or what the umask would have given.
+ */
+static bool socket_set_access(IvshmemServer *s, const struct stat *st,
+                              mode_t old_umask, Error **errp)
+{
+    mode_t mode = s->cfg.socket_mode >= 0 ? s->cfg.socket_mode :
+                  0777 & ~old_umask;
+
+    if (s->cfg.socket_gid >= 0 &&
+        fchownat(AT_FDCWD, s->socket_path, -1, s->cfg.socket_gid,
+                 AT_SYMLINK_NOFOLLOW) < 0) {
+        error_setg_errno(errp, errno, "cannot give '%s' to group %" PRId64,
+                         s->socket_path, s->cfg.socket_gid);
+        return false;
+    }
+    /*
+     * chmod() would follow a symbolic link; the path was our socket when
+     * socket_init() looked, and only someone who may write to its
+     * directory could have replaced it since.
+     */
+    if (!S_ISSOCK(st->st_mode)) {
+        error_setg(errp, "'%s' is not the socket just bound", s->socket_path);
+        return false;
+    }
+    if (chmod(s->socket_path, mode) < 0) {
+        error_setg_errno(errp, errno, "cannot set the mode of '%s' to %04o",
+                         s->socket_path, (unsigned)mode);
+        return false;
+    }
+    return true;
+}
+
 static bool socket_init(IvshmemServer *s, Error **errp)
 {
+    bool custom = s->cfg.socket_mode >= 0 || s->cfg.socket_gid >= 0;
+    mode_t old_umask = 0;
     struct sockaddr_un addr;
     struct stat st;
 
     if (s->cfg.listen_fd >= 0) {
+        if (custom) {
+            server_log(s, IVSHMEM_SERVER_LOG_WARNING, "the socket comes "
+                       "from socket activation: its mode and group are "
+                       "set there (SocketMode=, SocketGroup=), not here");
+        }
         s->listen_fd = s->cfg.listen_fd;
         if (!g_unix_set_fd_nonblocking(s->listen_fd, true, NULL)) {
             error_setg_errno(errp, errno, "cannot make the socket "
@@ -472,7 +691,14 @@ static bool socket_init(IvshmemServer *s, Error **errp)
     if (!socket_address(s->socket_path, &addr, errp)) {
         return false;
     }
+    if (custom) {
+        /* Nobody may use the file until it has its mode and group. */
+        old_umask = umask(0777);
+    }
     s->listen_fd = socket_bind(&addr, errp);
+    if (custom) {
+        umask(old_umask);
+    }
     if (s->listen_fd < 0) {
         return false;
     }
@@ -483,6 +709,9 @@ static bool socket_init(IvshmemServer *s, Error **errp)
     }
     s->socket_dev = st.st_dev;
     s->socket_ino = st.st_ino;
+    if (custom && !socket_set_access(s, &st, old_umask, errp)) {
+        return false;
+    }
     if (listen(s->listen_fd, SOMAXCONN) < 0) {
         error_setg_errno(errp, errno, "cannot listen on '%s'",
                          s->socket_path);
@@ -572,6 +801,22 @@ static void peer_mark_dirty(Peer *peer)
 }
 
 /*
+ * How many messages @peer may leave unread.  Announcements of departed
+ * peers that were not sent are withdrawn (peer_forget), so what is
+ * queued is one message per vector of every connected peer at most,
+ * the rest of the setup, and the departures and vectors of peers that
+ * left after @peer was sent part of their announcement: that last part
+ * is what cfg.max_backlog bounds.
+ */
+static long peer_backlog_limit(Peer *peer)
+{
+    IvshmemServer *s = peer->s;
+
+    return (long)s->num_peers * s->cfg.vectors + SERVER_SETUP_EXTRA +
+           s->cfg.max_backlog;
+}
+
+/*
  * A new message needs a flush, unless the socket is known to be full:
  * then EPOLLOUT will tell when to go on, and trying now costs a syscall
  * per message for nothing.
@@ -579,7 +824,7 @@ static void peer_mark_dirty(Peer *peer)
 static void peer_queued(Peer *peer)
 {
     peer->backlog++;
-    if (!peer->want_out || peer->backlog > SERVER_MAX_BACKLOG) {
+    if (!peer->want_out || peer->backlog > peer_backlog_limit(peer)) {
         peer_mark_dirty(peer);
     }
 }
@@ -725,7 +970,12 @@ static bool peer_flush(Peer *peer, const char **reason)
             server_announce(peer);
         }
     }
-    if (peer->backlog > SERVER_MAX_BACKLOG) {
+    if (peer->backlog > peer_backlog_limit(peer)) {
+        server_log(peer->s, IVSHMEM_SERVER_LOG_WARNING, "peer %u: left more "
+                   "than %ld messages unread (%u peer(s) of %u vector(s), "
+                   "and %u more allowed); dropping it", peer->id,
+                   peer_backlog_limit(peer), peer->s->num_peers,
+                   peer->s->cfg.vectors, peer->s->cfg.max_backlog);
         *reason = "too many unread messages";
         return false;
     }
@@ -738,16 +988,80 @@ static bool peer_flush(Peer *peer, const char **reason)
 
 /* Peers */
 
-static void server_broadcast_disconnect(IvshmemServer *s, unsigned id)
+/* The setup-end marker: the lowest ID that no connected peer holds. */
+static int64_t server_marker(IvshmemServer *s)
 {
-    Peer *other;
+    /* One ID always stays free (max_peers < IVSHMEM_MAX_PEERS). */
+    return find_first_zero_bit(s->ids, IVSHMEM_MAX_PEERS);
+}
 
-    if (s->closing) {
-        return;
+/*
+ * The setup of @peer lost the vectors of a peer that left, whose ID is
+ * free now: a marker still queued must not skip it, since @peer will
+ * never know that ID.  Nothing after the withdrawn vectors was sent.
+ */
+static void peer_update_marker(Peer *peer)
+{
+    Msg *msg;
+    long idx = 0;
+
+    QSIMPLEQ_FOREACH(msg, &peer->queue, next) {
+        if (++idx == peer->setup_left) {
+            stq_le_p(msg->data, server_marker(peer->s));
+            return;
+        }
     }
-    QTAILQ_FOREACH(other, &s->peers, next) {
-        peer_queue(other, id, NULL, 0);
+}
+
+/*
+ * @gone has left: withdraw its vectors from @peer's queue if none of
+ * them has been sent yet, so that @peer never hears of it and its
+ * eventfds can be closed now.  A run of vectors that is partly out stays
+ * whole (a client may learn the server's vector count from it).
+ * Returns true if @peer has to be told that @gone left.
+ */
+static bool peer_forget(Peer *peer, Vectors *gone)
+{
+    QSIMPLEQ_HEAD(, Msg) keep = QSIMPLEQ_HEAD_INITIALIZER(keep);
+    long idx = 0, in_setup = 0;
+    unsigned queued = 0;
+    Msg *msg;
+
+    QSIMPLEQ_FOREACH(msg, &peer->queue, next) {
+        if (msg->ref == gone) {
+            if (idx == 0 && peer->sent) {
+                return true;
+            }
+            queued++;
+        }
+        idx++;
     }
+    if (queued < gone->n) {
+        return true;
+    }
+    idx = 0;
+    while ((msg = QSIMPLEQ_FIRST(&peer->queue))) {
+        QSIMPLEQ_REMOVE_HEAD(&peer->queue, next);
+        if (msg->ref != gone) {
+            QSIMPLEQ_INSERT_TAIL(&keep, msg, next);
+        } else {
+            in_setup += idx < peer->setup_left;
+            msg_free(msg);
+        }
+        idx++;
+    }
+    QSIMPLEQ_CONCAT(&peer->queue, &keep);
+    peer->backlog -= queued;
+    if (peer->setup_left) {
+        peer->setup_left -= in_setup;
+        if (!peer->setup_left) {
+            server_announce(peer);
+        } else if (in_setup && peer->s->cfg.setup_marker) {
+            peer_update_marker(peer);
+        }
+    }
+    peer_mark_dirty(peer);
+    return false;
 }
 
 /*
@@ -758,6 +1072,7 @@ static void server_broadcast_disconnect(IvshmemServer *s, unsigned id)
 static void peer_drop(Peer *peer, const char *reason)
 {
     IvshmemServer *s = peer->s;
+    Peer *other;
     Msg *msg;
 
     if (peer->dead) {
@@ -779,14 +1094,19 @@ static void peer_drop(Peer *peer, const char *reason)
         msg_free(msg);
     }
     peer->backlog = 0;
-    vectors_unref(peer->vectors);
-    peer->vectors = NULL;
     server_log(s, IVSHMEM_SERVER_LOG_INFO,
                "peer %u left (%s); %u peer(s) remain", peer->id, reason,
                s->num_peers);
-    if (peer->announced) {
-        server_broadcast_disconnect(s, peer->id);
+    /* Without an announcement there is nothing to withdraw or tell. */
+    if (peer->announced && !s->closing) {
+        QTAILQ_FOREACH(other, &s->peers, next) {
+            if (peer_forget(other, peer->vectors)) {
+                peer_queue(other, peer->id, NULL, 0);
+            }
+        }
     }
+    vectors_unref(peer->vectors);
+    peer->vectors = NULL;
     s->zombies = g_slist_prepend(s->zombies, peer);
 }
 
@@ -848,14 +1168,33 @@ static void peer_queue_setup(Peer *peer)
         peer_queue(peer, peer->id, peer->vectors, i);
     }
     if (s->cfg.setup_marker) {
-        /*
-         * Our ID is already taken in the bitmap, and one ID always
-         * stays free (max_peers < IVSHMEM_MAX_PEERS).
-         */
-        peer_queue(peer, find_first_zero_bit(s->ids, IVSHMEM_MAX_PEERS),
-                   NULL, 0);
+        /* Our ID is already taken in the bitmap. */
+        peer_queue(peer, server_marker(s), NULL, 0);
     }
     peer->setup_left = peer->backlog;
+}
+
+/*
+ * A free ID; the caller makes sure there is one (num_peers < max_peers).
+ * By default the next one after the last handed out, wrapping at
+ * IVSHMEM_MAX_PEERS: an ID that a peer left comes back only after all
+ * the others, which is what keeps unmodified QEMUs safe (see
+ * IvshmemServerConfig.reuse_ids).
+ */
+static unsigned server_alloc_id(IvshmemServer *s)
+{
+    unsigned long id;
+
+    if (s->cfg.reuse_ids) {
+        return find_first_zero_bit(s->ids, IVSHMEM_MAX_PEERS);
+    }
+    id = find_next_zero_bit(s->ids, IVSHMEM_MAX_PEERS, s->next_id);
+    if (id >= IVSHMEM_MAX_PEERS) {
+        id = find_first_zero_bit(s->ids, IVSHMEM_MAX_PEERS);
+    }
+    g_assert(id < IVSHMEM_MAX_PEERS);
+    s->next_id = (id + 1) % IVSHMEM_MAX_PEERS;
+    return id;
 }
 
 /* Takes ownership of @sock. */
@@ -864,6 +1203,8 @@ static void server_add_peer(IvshmemServer *s, int sock)
     Error *err = NULL;
     Peer *peer;
     struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
 
     if (s->num_peers >= s->cfg.max_peers) {
         server_log(s, IVSHMEM_SERVER_LOG_WARNING, "refusing a connection: "
@@ -892,13 +1233,20 @@ static void server_add_peer(IvshmemServer *s, int sock)
         g_free(peer);
         return;
     }
-    peer->id = find_first_zero_bit(s->ids, IVSHMEM_MAX_PEERS);
+    peer->id = server_alloc_id(s);
     set_bit(peer->id, s->ids);
     peer_queue_setup(peer);
     peer_insert_sorted(s, peer);
     s->num_peers++;
-    server_log(s, IVSHMEM_SERVER_LOG_INFO, "peer %u joined; %u peer(s) "
-               "connected", peer->id, s->num_peers);
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+        server_log(s, IVSHMEM_SERVER_LOG_INFO, "peer %u joined (pid and "
+                   "uid unknown: %s); %u peer(s) connected", peer->id,
+                   strerror(errno), s->num_peers);
+        return;
+    }
+    server_log(s, IVSHMEM_SERVER_LOG_INFO, "peer %u joined (pid %d, uid %u, "
+               "gid %u); %u peer(s) connected", peer->id, (int)cred.pid,
+               (unsigned)cred.uid, (unsigned)cred.gid, s->num_peers);
 }
 
 /*
@@ -1081,6 +1429,11 @@ static bool server_check_config(const IvshmemServerConfig *cfg, Error **errp)
         error_setg(errp, "no socket path given");
         return false;
     }
+    if (cfg->socket_mode > 0777) {
+        error_setg(errp, "socket mode %o is not between 0 and 0777",
+                   cfg->socket_mode);
+        return false;
+    }
     return true;
 }
 
@@ -1102,6 +1455,7 @@ IvshmemServer *ivshmem_server_new(const IvshmemServerConfig *cfg,
     s->epoll_fd = -1;
     s->listen_fd = -1;
     s->shm_fd = -1;
+    s->shm_lock_fd = -1;
     s->listen_src.kind = SOURCE_LISTEN;
     s->stop_src.kind = SOURCE_STOP;
     QTAILQ_INIT(&s->peers);
@@ -1109,7 +1463,11 @@ IvshmemServer *ivshmem_server_new(const IvshmemServerConfig *cfg,
     s->ids = bitmap_new(IVSHMEM_MAX_PEERS);
     s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
-    if (!shm_init(s, errp) || !socket_init(s, errp) ||
+    /*
+     * The socket first: a server that is refused because another one
+     * serves the socket must not touch a memory that one may serve.
+     */
+    if (!socket_init(s, errp) || !shm_init(s, errp) ||
         !server_watch_listen(s, errp)) {
         if (s->shm_created) {
             unlink(s->shm_path);
@@ -1117,7 +1475,7 @@ IvshmemServer *ivshmem_server_new(const IvshmemServerConfig *cfg,
         ivshmem_server_free(s);
         return NULL;
     }
-    size = size_to_str(s->shm_size);
+    size = size_str(s->shm_size);
     server_log(s, IVSHMEM_SERVER_LOG_INFO, "serving %s of shared memory "
                "with %u vector(s) per peer on %s", size, s->cfg.vectors,
                s->own_socket ? s->socket_path : "an inherited socket");

@@ -23,6 +23,12 @@
 #define IVSHMEM_SERVER_MAX_PEERS          (IVSHMEM_MAX_PEERS - 1)
 #define IVSHMEM_SERVER_DEFAULT_MAX_PEERS  IVSHMEM_SERVER_MAX_PEERS
 #define IVSHMEM_SERVER_MIN_SIZE           (4 * KiB)
+/*
+ * Every peer maps the whole memory: the largest power of two that fits
+ * in the 47-bit user address space of x86-64 next to everything else.
+ */
+#define IVSHMEM_SERVER_MAX_SIZE           (64 * TiB)
+#define IVSHMEM_SERVER_DEFAULT_MAX_BACKLOG 65536
 
 typedef enum IvshmemServerShmKind {
     IVSHMEM_SERVER_SHM_MEMFD,   /* anonymous memfd (default) */
@@ -46,6 +52,13 @@ typedef struct IvshmemServerConfig {
     const char *socket_path;
     /* An already listening socket (systemd socket activation), or -1. */
     int listen_fd;
+    /*
+     * Permission bits (0 to 0777) and group of the socket file we bind,
+     * or -1: from the umask, and the process's group.  The file is never
+     * more open than asked, not even for a moment.
+     */
+    int socket_mode;
+    int64_t socket_gid;
 
     IvshmemServerShmKind shm_kind;
     /* POSIX name, directory or file path; unused for memfd. */
@@ -55,6 +68,21 @@ typedef struct IvshmemServerConfig {
 
     unsigned vectors;
     unsigned max_peers;
+    /*
+     * Give a new peer the lowest free ID.  Off by default: IDs then
+     * increase, skipping those still in use, and wrap from 65535 to 0,
+     * so that an ID comes back as late as possible.  QEMU's ivshmem
+     * device up to 10.x (and upstream's master) frees a departed peer's
+     * eventfds without forgetting them and writes into the freed memory
+     * when a later peer gets the same ID.
+     */
+    bool reuse_ids;
+    /*
+     * A peer may leave unread one message per vector of every connected
+     * peer (itself included), the 4 other messages of its setup, and this
+     * many more; past that it is dropped.
+     */
+    unsigned max_backlog;
     /* Send the setup-end marker after a new peer's own eventfds. */
     bool setup_marker;
 
@@ -69,7 +97,7 @@ void ivshmem_server_config_init(IvshmemServerConfig *cfg);
 
 /*
  * Parse a size with an optional K/M/G/T suffix and check that it is a
- * power of two of at least IVSHMEM_SERVER_MIN_SIZE.
+ * power of two from IVSHMEM_SERVER_MIN_SIZE to IVSHMEM_SERVER_MAX_SIZE.
  */
 bool ivshmem_server_parse_size(const char *str, uint64_t *size, Error **errp);
 bool ivshmem_server_check_size(uint64_t size, Error **errp);

@@ -30,6 +30,7 @@ typedef struct Fixture {
     IvshmemServer *server;
     GThread *thread;
     int stop_fd;
+    unsigned max_peers;         /* for server_start(); 0: the default */
 } Fixture;
 
 /* A scripted server stream: values, each maybe with an fd. */
@@ -81,6 +82,9 @@ static void server_start(Fixture *f, unsigned vectors, bool marker)
     cfg.shm_size = SHM_SIZE;
     cfg.vectors = vectors;
     cfg.setup_marker = marker;
+    if (f->max_peers) {
+        cfg.max_peers = f->max_peers;
+    }
     f->server = ivshmem_server_new(&cfg, &error_abort);
     f->stop_fd = eventfd(0, EFD_CLOEXEC);
     g_assert_cmpint(f->stop_fd, >=, 0);
@@ -709,13 +713,26 @@ static char *client_binary(void)
                                  "ivshmem-client", "ivshmem-client", NULL);
 }
 
-/* Run the tool with @cmds; returns its exit status and output. */
-static int run_cli(Fixture *f, const char *const *cmds, char **out)
+static void stdin_from(gpointer data)
+{
+    int fd = GPOINTER_TO_INT(data);
+
+    if (fd >= 0) {
+        dup2(fd, STDIN_FILENO);
+    }
+}
+
+/*
+ * Run the tool with @cmds as arguments and, if @input, with @input on
+ * its standard input; returns its exit status, output and errors.
+ */
+static int run_cli_full(Fixture *f, const char *const *cmds,
+                        const char *input, char **out, char **err)
 {
     g_autofree char *bin = client_binary();
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
     g_autoptr(GError) gerr = NULL;
-    int status;
+    int status, pipefd[2] = { -1, -1 };
 
     g_ptr_array_add(argv, bin);
     g_ptr_array_add(argv, (char *)"-S");
@@ -724,10 +741,27 @@ static int run_cli(Fixture *f, const char *const *cmds, char **out)
         g_ptr_array_add(argv, (char *)*cmds);
     }
     g_ptr_array_add(argv, NULL);
+    if (input) {
+        /* Small enough for the pipe: written whole before the start. */
+        g_assert_true(g_unix_open_pipe(pipefd, FD_CLOEXEC, NULL));
+        g_assert_cmpint(write(pipefd[1], input, strlen(input)), ==,
+                        strlen(input));
+        close(pipefd[1]);
+    }
     g_assert_true(g_spawn_sync(NULL, (char **)argv->pdata, NULL,
-                               G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, out,
-                               NULL, &status, &gerr));
+                               err ? 0 : G_SPAWN_STDERR_TO_DEV_NULL,
+                               stdin_from, GINT_TO_POINTER(pipefd[0]), out,
+                               err, &status, &gerr));
+    if (pipefd[0] >= 0) {
+        close(pipefd[0]);
+    }
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Run the tool with @cmds; returns its exit status and output. */
+static int run_cli(Fixture *f, const char *const *cmds, char **out)
+{
+    return run_cli_full(f, cmds, NULL, out, NULL);
 }
 
 static void test_cli(Fixture *f, gconstpointer data)
@@ -756,8 +790,122 @@ static void test_cli(Fixture *f, gconstpointer data)
     g_clear_pointer(&out, g_free);
     g_assert_cmpint(run_cli(f, bad, &out), ==, 1);
     g_clear_pointer(&out, g_free);
-    g_assert_cmpint(run_cli(f, timeout, &out), ==, 1);
+    g_assert_cmpint(run_cli(f, timeout, &out), ==, 2);
     g_assert_nonnull(strstr(out, "vector 0: timeout"));
+}
+
+/* Exit statuses that tell a failure, a timeout and no server apart. */
+static void test_cli_exit_status(Fixture *f, gconstpointer data)
+{
+    static const char *const none[] = { NULL };
+    static const char *const empty_write[] = { "write 0x10", NULL };
+    g_autofree char *bin = client_binary();
+    g_autoptr(IvshmemClient) a = NULL;
+    char *out = NULL;
+
+    if (!g_file_test(bin, G_FILE_TEST_IS_EXECUTABLE)) {
+        g_test_skip("ivshmem-client is not built");
+        return;
+    }
+    /* Nobody listens. */
+    g_assert_cmpint(run_cli(f, none, &out), ==, 3);
+    g_free(out);
+    server_start(f, 1, true);
+    a = join(f, true);
+    /* An empty write is an error, not a success that wrote nothing. */
+    g_assert_cmpint(run_cli(f, empty_write, &out), ==, 1);
+    g_free(out);
+    /* From standard input, every command runs; the status says how. */
+    g_assert_cmpint(run_cli_full(f, none, "read 0 999999999\ndump\n", &out,
+                                 NULL), ==, 1);
+    g_assert_nonnull(strstr(out, "peer(s)"));
+    g_free(out);
+    g_assert_cmpint(run_cli_full(f, none, "wait 0 10\ndump\n", &out, NULL),
+                    ==, 2);
+    g_assert_nonnull(strstr(out, "peer(s)"));
+    g_free(out);
+    g_assert_cmpint(run_cli_full(f, none, "wait 0 10\nwrite 0\n", &out,
+                                 NULL), ==, 1);
+    g_free(out);
+    g_assert_cmpint(run_cli_full(f, none, "dump\n", &out, NULL), ==, 0);
+    g_free(out);
+}
+
+/* Numbers are decimal, leading zeros and all, or 0x hexadecimal. */
+static void test_cli_numbers(Fixture *f, gconstpointer data)
+{
+    static const char *const write_dec[] = { "write 010 abc", NULL };
+    static const char *const read_hex[] = { "read 0x0a 3", NULL };
+    static const char *const read_zero[] = { "read 08 1", NULL };
+    static const char *const read_neg[] = { "read -1 1", NULL };
+    static const char *const read_bad[] = { "read 0x 1", NULL };
+    g_autofree char *bin = client_binary();
+    g_autoptr(IvshmemClient) a = NULL;
+    char *out = NULL;
+
+    if (!g_file_test(bin, G_FILE_TEST_IS_EXECUTABLE)) {
+        g_test_skip("ivshmem-client is not built");
+        return;
+    }
+    server_start(f, 1, true);
+    a = join(f, true);
+    g_assert_cmpint(run_cli(f, write_dec, &out), ==, 0);
+    g_free(out);
+    g_assert_cmpint(memcmp((char *)ivshmem_client_get_shm(a, NULL) + 10,
+                           "abc", 3), ==, 0);
+    g_assert_cmpint(run_cli(f, read_hex, &out), ==, 0);
+    g_assert_nonnull(strstr(out, "0000000a: 61 62 63"));
+    g_free(out);
+    g_assert_cmpint(run_cli(f, read_zero, &out), ==, 0);
+    g_assert_nonnull(strstr(out, "00000008:"));
+    g_free(out);
+    g_assert_cmpint(run_cli(f, read_neg, &out), ==, 1);
+    g_free(out);
+    g_assert_cmpint(run_cli(f, read_bad, &out), ==, 1);
+    g_free(out);
+}
+
+/* A refusal at --max-peers is named as what it likely is. */
+static void test_cli_refused(Fixture *f, gconstpointer data)
+{
+    static const char *const dump[] = { "dump", NULL };
+    g_autofree char *bin = client_binary();
+    g_autoptr(IvshmemClient) a = NULL;
+    g_autofree char *out = NULL;
+    g_autofree char *err = NULL;
+
+    if (!g_file_test(bin, G_FILE_TEST_IS_EXECUTABLE)) {
+        g_test_skip("ivshmem-client is not built");
+        return;
+    }
+    f->max_peers = 1;
+    server_start(f, 1, true);
+    a = join(f, true);
+    g_assert_cmpint(run_cli_full(f, dump, NULL, &out, &err), ==, 3);
+    g_assert_nonnull(strstr(err, "before giving this client an ID"));
+    g_assert_nonnull(strstr(err, "--max-peers"));
+}
+
+/* --version names this series, not a QEMU release, and the protocol. */
+static void test_cli_version(Fixture *f, gconstpointer data)
+{
+    g_autofree char *bin = client_binary();
+    const char *argv[] = { bin, "--version", NULL };
+    g_autofree char *out = NULL;
+    int status;
+
+    if (!g_file_test(bin, G_FILE_TEST_IS_EXECUTABLE)) {
+        g_test_skip("ivshmem-client is not built");
+        return;
+    }
+    g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL,
+                               G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out,
+                               NULL, &status, NULL));
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+    g_assert_true(g_str_has_prefix(out, "ivshmem-client of the ivshmem "
+                                   "series, built in a QEMU "));
+    g_assert_nonnull(strstr(out, "ivshmem protocol version 0"));
 }
 
 static void add_test(const char *path,
@@ -786,5 +934,9 @@ int main(int argc, char **argv)
     add_test("/ivshmem-client/server/no-marker", test_no_marker);
     add_test("/ivshmem-client/server/stops", test_server_stops);
     add_test("/ivshmem-client/cli", test_cli);
+    add_test("/ivshmem-client/cli/version", test_cli_version);
+    add_test("/ivshmem-client/cli/exit-status", test_cli_exit_status);
+    add_test("/ivshmem-client/cli/numbers", test_cli_numbers);
+    add_test("/ivshmem-client/cli/refused", test_cli_refused);
     return g_test_run();
 }

@@ -5,6 +5,7 @@
 #   make          build, then run the demo
 #   make check    build, then run the test suite
 #   make check-compat  also build the unmodified base, migrate to and from it
+#   make docs     build QEMU's manual with our documents, warnings as errors
 #   make series   write the series as patches against the base, checkpatch'd
 #   make series-check  also build every commit of the series on its own
 #   make fuzz     build, then fuzz the ivshmem server and client libraries
@@ -13,7 +14,7 @@
 # QEMU_SRC=/path/to/qemu-10.0.x uses that tree as the base instead of
 # fetching Debian's source package.  See README.rst.
 
-.PHONY: all build demo check check-compat check-guest series series-check clean distclean fuzz bench
+.PHONY: all build demo docs check check-compat check-guest series series-check clean distclean fuzz bench
 
 all: demo
 
@@ -25,6 +26,9 @@ demo: build
 
 check:
 	@scripts/check.sh
+
+docs:
+	@scripts/build-docs.sh
 
 check-compat:
 	@scripts/check-compat.sh

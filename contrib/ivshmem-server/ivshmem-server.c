@@ -991,8 +991,8 @@ static bool peer_flush(Peer *peer, const char **reason)
 /* The setup-end marker: the lowest ID that no connected peer holds. */
 static int64_t server_marker(IvshmemServer *s)
 {
-    /* One ID always stays free (max_peers < IVSHMEM_MAX_PEERS). */
-    return find_first_zero_bit(s->ids, IVSHMEM_MAX_PEERS);
+    /* One ID always stays free (max_peers < IVSHMEM_PEER_ID_COUNT). */
+    return find_first_zero_bit(s->ids, IVSHMEM_PEER_ID_COUNT);
 }
 
 /*
@@ -1177,7 +1177,7 @@ static void peer_queue_setup(Peer *peer)
 /*
  * A free ID; the caller makes sure there is one (num_peers < max_peers).
  * By default the next one after the last handed out, wrapping at
- * IVSHMEM_MAX_PEERS: an ID that a peer left comes back only after all
+ * IVSHMEM_PEER_ID_COUNT: an ID that a peer left comes back only after all
  * the others, which is what keeps unmodified QEMUs safe (see
  * IvshmemServerConfig.reuse_ids).
  */
@@ -1186,14 +1186,14 @@ static unsigned server_alloc_id(IvshmemServer *s)
     unsigned long id;
 
     if (s->cfg.reuse_ids) {
-        return find_first_zero_bit(s->ids, IVSHMEM_MAX_PEERS);
+        return find_first_zero_bit(s->ids, IVSHMEM_PEER_ID_COUNT);
     }
-    id = find_next_zero_bit(s->ids, IVSHMEM_MAX_PEERS, s->next_id);
-    if (id >= IVSHMEM_MAX_PEERS) {
-        id = find_first_zero_bit(s->ids, IVSHMEM_MAX_PEERS);
+    id = find_next_zero_bit(s->ids, IVSHMEM_PEER_ID_COUNT, s->next_id);
+    if (id >= IVSHMEM_PEER_ID_COUNT) {
+        id = find_first_zero_bit(s->ids, IVSHMEM_PEER_ID_COUNT);
     }
-    g_assert(id < IVSHMEM_MAX_PEERS);
-    s->next_id = (id + 1) % IVSHMEM_MAX_PEERS;
+    g_assert(id < IVSHMEM_PEER_ID_COUNT);
+    s->next_id = (id + 1) % IVSHMEM_PEER_ID_COUNT;
     return id;
 }
 
@@ -1460,7 +1460,7 @@ IvshmemServer *ivshmem_server_new(const IvshmemServerConfig *cfg,
     s->stop_src.kind = SOURCE_STOP;
     QTAILQ_INIT(&s->peers);
     g_queue_init(&s->dirty);
-    s->ids = bitmap_new(IVSHMEM_MAX_PEERS);
+    s->ids = bitmap_new(IVSHMEM_PEER_ID_COUNT);
     s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
     /*

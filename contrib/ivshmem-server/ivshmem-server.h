@@ -20,7 +20,7 @@
 #define IVSHMEM_SERVER_DEFAULT_SIZE       (4 * MiB)
 #define IVSHMEM_SERVER_DEFAULT_VECTORS    1
 /* One ID always stays free so that the setup-end marker has a value. */
-#define IVSHMEM_SERVER_MAX_PEERS          (IVSHMEM_MAX_PEERS - 1)
+#define IVSHMEM_SERVER_MAX_PEERS          (IVSHMEM_PEER_ID_COUNT - 1)
 #define IVSHMEM_SERVER_DEFAULT_MAX_PEERS  IVSHMEM_SERVER_MAX_PEERS
 #define IVSHMEM_SERVER_MIN_SIZE           (4 * KiB)
 /*

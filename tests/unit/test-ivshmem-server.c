@@ -436,7 +436,7 @@ static void test_id_wrap(Fixture *f)
     keep[1] = join_expect_id(f, 2);
     close(sock);
     settle(f);
-    for (id = 3; id < IVSHMEM_MAX_PEERS; id++) {
+    for (id = 3; id < IVSHMEM_PEER_ID_COUNT; id++) {
         sock = join_expect_id(f, id);
         close(sock);
         settle(f);
@@ -1291,7 +1291,7 @@ static void test_bad_config(Fixture *f)
     error_free(err);
     err = NULL;
     f->cfg.vectors = 1;
-    f->cfg.max_peers = IVSHMEM_MAX_PEERS;
+    f->cfg.max_peers = IVSHMEM_PEER_ID_COUNT;
     g_assert_null(ivshmem_server_new(&f->cfg, &err));
     error_free(err);
     g_assert_false(g_file_test(f->sock_path, G_FILE_TEST_EXISTS));

@@ -44,7 +44,7 @@
 
 /* Peer IDs are 16 bits wide: they travel in the DOORBELL register. */
 #define IVSHMEM_MAX_PEER_ID         0xffff
-#define IVSHMEM_MAX_PEERS           (IVSHMEM_MAX_PEER_ID + 1)
+#define IVSHMEM_PEER_ID_COUNT       (IVSHMEM_MAX_PEER_ID + 1)
 
 /* Interrupt vectors per peer: the DOORBELL register carries 16 bits. */
 #define IVSHMEM_MAX_VECTORS         0x10000

@@ -701,6 +701,7 @@ static void test_peer_fd_flags(void)
 /*
  * vectors takes MSI-X's whole range, 1 to 2048, as on the original device:
  * 2048 realizes with a server that has as many, 0 and 2049 are refused.
+ * setup-timeout-ms is at most 10 s.
  */
 static void test_vectors_range(void)
 {
@@ -736,6 +737,15 @@ static void test_vectors_range(void)
                                  "vectors", NULL);
         g_clear_pointer(&args, g_free);
     }
+    /*
+     * The wait stalls the whole VM, so it is capped well below what a
+     * Linux guest reports as a soft lockup.
+     */
+    args = g_strdup_printf("-machine pc -chardev socket,id=c0,path=%s "
+                           "-device ivshmem-doorbell,chardev=c0,"
+                           "setup-timeout-ms=10001", ivs_fake_socket(f));
+    ivs_assert_startup_fails(args, "setup-timeout-ms=10001 is out of range: "
+                             "1 to 10000", NULL);
     ivs_fake_free(f);
 }
 

@@ -53,7 +53,8 @@ void ivshmem_reg_write(void *opaque, hwaddr addr, uint64_t val,
     IvshmemState *s = opaque;
 
     trace_ivshmem_reg_write(s, addr, val);
-    switch (addr) {
+    /* A write inside a register reaches it, as it always did. */
+    switch (addr & ~3) {
     case IVSHMEM_REG_INTRMASK:
         s->intrmask = val;
         break;
@@ -74,7 +75,8 @@ void ivshmem_reg_write(void *opaque, hwaddr addr, uint64_t val,
 /*
  * The registers are 32 bits wide.  Other access sizes are left to the
  * memory core, as they always were: it widens a narrower access to 32
- * bits at the same address and splits a wider one.
+ * bits at the same address (which the handlers round down for writes
+ * only, as the original device did) and splits a wider one.
  */
 const MemoryRegionOps ivshmem_reg_ops = {
     .read = ivshmem_reg_read,
@@ -147,6 +149,8 @@ bool ivshmem_common_realize(IvshmemState *s, MemoryRegion *shm,
     }
     s->shm = shm;
 
+    /* As the original device: visible until the first reset, on hot plug. */
+    pdev->config[PCI_COMMAND] = PCI_COMMAND_IO | PCI_COMMAND_MEMORY;
     memory_region_init_io(&s->regs, OBJECT(s), reg_ops, s, "ivshmem-mmio",
                           IVSHMEM_REG_BAR_SIZE);
     pci_register_bar(pdev, IVSHMEM_REG_BAR, PCI_BASE_ADDRESS_SPACE_MEMORY,

@@ -118,6 +118,23 @@ static IvshmemPeer *ivshmem_peer_get(IvshmemDoorbellState *s, uint16_t id)
 }
 
 /*
+ * Whether @fd is an eventfd.  Anything else as a vector could block QEMU
+ * when rung or read, and makes KVM refuse the ioeventfd (QEMU aborts).
+ */
+static bool ivshmem_is_eventfd(int fd)
+{
+    g_autofree char *path = g_strdup_printf("/proc/self/fd/%d", fd);
+    char target[32];
+    ssize_t n = readlink(path, target, sizeof(target) - 1);
+
+    if (n < 0) {
+        return false;
+    }
+    target[n] = 0;
+    return !strcmp(target, "anon_inode:[eventfd]");
+}
+
+/*
  * Take @fd as the next vector of peer @id: the N-th eventfd a peer gets is
  * its vector N-1.  Returns that vector, or -1 when the device has no room
  * for it and closed it.
@@ -140,6 +157,13 @@ static int ivshmem_peer_add_vector(IvshmemDoorbellState *s, uint16_t id,
         close(fd);
         return -1;
     }
+    /*
+     * QEMU's socket code makes every fd it receives blocking, in the file
+     * description that the server and every peer share; QEMU's ivshmem
+     * devices have always made eventfds non-blocking again, and read their
+     * own without polling first.  Do the same, for them.
+     */
+    g_unix_set_fd_nonblocking(fd, true, NULL);
     event_notifier_init_fd(&peer->vectors[peer->nvectors], fd);
     trace_ivshmem_doorbell_peer_vector(s, id, peer->nvectors, fd);
     return peer->nvectors++;
@@ -199,10 +223,8 @@ static void ivshmem_peer_remove(IvshmemDoorbellState *s, IvshmemPeer *peer)
 /* Our own vectors: eventfd -> MSI-X */
 
 /*
- * Take @ov's count if it was rung.  Without blocking, whatever the
- * eventfd's flags: they belong to a file description the server and every
- * peer share, so they are not ours to set, and a socket chardev that
- * receives the eventfd (as a peer's) makes it blocking.
+ * Take @ov's count if it was rung, without blocking even if another
+ * QEMU's socket code has just made the shared eventfd blocking.
  */
 static bool ivshmem_vector_take(IvshmemOwnVector *ov)
 {
@@ -447,6 +469,13 @@ static bool ivshmem_peer_msg(IvshmemDoorbellState *s, int64_t msg, int fd,
         return false;
     }
     if (fd >= 0) {
+        if (!ivshmem_is_eventfd(fd)) {
+            error_setg(errp, "the ivshmem server on chardev '%s' sent a file "
+                       "descriptor that is not an eventfd for peer %" PRId64
+                       "%s", ivshmem_chardev_name(s), msg, when);
+            close(fd);
+            return false;
+        }
         v = ivshmem_peer_add_vector(s, msg, fd);
         if (v == s->vectors - 1 && qdev_is_realized(DEVICE(s))) {
             ivshmem_peer_ioeventfds(s, ivshmem_peer_get(s, msg), true);
@@ -536,6 +565,10 @@ static bool ivshmem_setup_msg(IvshmemDoorbellState *s, IvshmemSetupStep *step,
         *step = SETUP_SHM;
         return true;
     case SETUP_SHM:
+        /* Peers may come first: QEMU's ivshmem devices always took them. */
+        if (msg >= 0) {
+            return ivshmem_peer_msg(s, msg, fd, errp);
+        }
         if (msg != IVSHMEM_MSG_SHM || fd < 0) {
             error_setg(errp, "the ivshmem server on chardev '%s' sent "
                        "message %" PRId64 " %s file descriptor where the "
@@ -546,11 +579,7 @@ static bool ivshmem_setup_msg(IvshmemDoorbellState *s, IvshmemSetupStep *step,
         *step = SETUP_VECTORS;
         return ivshmem_map_shm(s, fd, errp);
     case SETUP_VECTORS:
-        if (!ivshmem_peer_msg(s, msg, fd, errp)) {
-            return false;
-        }
-        s->self = ivshmem_peer_get(s, IVSHMEM_COMMON(s)->ivposition);
-        return true;
+        return ivshmem_peer_msg(s, msg, fd, errp);
     }
     if (fd >= 0) {
         close(fd);
@@ -633,7 +662,8 @@ static bool ivshmem_read_setup(IvshmemDoorbellState *s, QIOChannelSocket *sioc,
                        s->setup_timeout_ms;
     IvshmemSetupStep step = SETUP_VERSION;
 
-    while (!s->self || s->self->nvectors < s->vectors) {
+    while (step != SETUP_VECTORS || !s->self ||
+           s->self->nvectors < s->vectors) {
         int64_t left = deadline - qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
         GPollFD pfd = { .fd = sioc->fd, .events = G_IO_IN | G_IO_HUP };
         int64_t msg;
@@ -655,6 +685,7 @@ static bool ivshmem_read_setup(IvshmemDoorbellState *s, QIOChannelSocket *sioc,
         if (!ivshmem_setup_msg(s, &step, msg, fd, errp)) {
             return false;
         }
+        s->self = ivshmem_peer_get(s, IVSHMEM_COMMON(s)->ivposition);
     }
     return true;
 }
@@ -680,25 +711,34 @@ static QIOChannelSocket *ivshmem_server_channel(IvshmemDoorbellState *s,
     }
     sc = (SocketChardev *)object_dynamic_cast(OBJECT(chr),
                                               TYPE_CHARDEV_SOCKET);
-    if (!sc || sc->addr->type != SOCKET_ADDRESS_TYPE_UNIX || sc->is_listen ||
-        sc->is_telnet || sc->is_tn3270 || sc->is_websock || sc->tls_creds ||
-        sc->reconnect_time_ms) {
-        error_setg(errp, "chardev '%s' is not a plain unix socket client",
-                   chr->label);
-        error_append_hint(errp, "Use -chardev socket,id=ID,path=PATH, "
-                          "without server, reconnect-ms, tls-creds, "
-                          "websocket or telnet options.\n");
-        return NULL;
+    if (!sc || sc->is_listen || sc->is_telnet || sc->is_tn3270 ||
+        sc->is_websock || sc->tls_creds || sc->reconnect_time_ms ||
+        (sc->addr->type != SOCKET_ADDRESS_TYPE_UNIX &&
+         sc->addr->type != SOCKET_ADDRESS_TYPE_FD)) {
+        goto not_plain;
     }
     if (!sc->sioc) {
         error_setg(errp, "chardev '%s' is not connected to an ivshmem server",
                    chr->label);
         error_append_hint(errp, "A chardev stays disconnected once its "
                           "server or its device has closed the connection; "
-                          "create a new one with chardev-add.\n");
+                          "remove it and add it again.\n");
         return NULL;
     }
+    /* A socket passed as fd= may be anything; only a unix one passes fds. */
+    if (!qio_channel_has_feature(QIO_CHANNEL(sc->sioc),
+                                 QIO_CHANNEL_FEATURE_FD_PASS)) {
+        goto not_plain;
+    }
     return sc->sioc;
+
+not_plain:
+    error_setg(errp, "chardev '%s' is not a plain unix socket client",
+               chr->label);
+    error_append_hint(errp, "Use -chardev socket,id=ID,path=PATH, without "
+                      "server, reconnect-ms, tls-creds, websocket or telnet "
+                      "options.\n");
+    return NULL;
 }
 
 /* After realize: the chardev delivers the server's messages */
@@ -754,7 +794,8 @@ static void ivshmem_doorbell_reg_write(void *opaque, hwaddr addr,
     uint16_t v = IVSHMEM_DOORBELL_VECTOR(val);
     IvshmemPeer *peer;
 
-    if (addr != IVSHMEM_REG_DOORBELL) {
+    /* A write inside a register reaches it, as it always did. */
+    if ((addr & ~3) != IVSHMEM_REG_DOORBELL) {
         ivshmem_reg_write(opaque, addr, val, size);
         return;
     }
@@ -788,10 +829,9 @@ static void ivshmem_doorbell_cleanup(IvshmemDoorbellState *s)
     /*
      * Leave the server, which frees our ID and tells the other peers.  A
      * connection that a failed handshake left part way is not reused.
+     * (Harmless on a connection the server already closed.)
      */
-    if (qemu_chr_fe_backend_connected(&s->chr)) {
-        qemu_chr_fe_disconnect(&s->chr);
-    }
+    qemu_chr_fe_disconnect(&s->chr);
     ivshmem_own_vectors_stop(s);
     if (msix_present(PCI_DEVICE(s))) {
         msix_uninit_exclusive_bar(PCI_DEVICE(s));

@@ -155,6 +155,15 @@ static void test_plain(const void *opaque)
 
     for (i = 0; i < CYCLES; i++) {
         ivs_device_add_ok(qts, json);
+        if (i == 0 && bus == BUS_PC) {
+            QPCIDevice *pdev = qpci_device_find(pbus, QPCI_DEVFN(SLOT, 0));
+
+            /* As the original device leaves it, until the guest resets it. */
+            g_assert_cmphex(qpci_config_readw(pdev, PCI_COMMAND) &
+                            (PCI_COMMAND_IO | PCI_COMMAND_MEMORY), ==,
+                            PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
+            g_free(pdev);
+        }
         if (i == 0 || i == CYCLES - 1) {
             check_plugged(qts, pbus, bus, 0);
         }

@@ -99,11 +99,19 @@ static void script_shm_without_fd(IvsFake *f, const BadSetup *c)
     ivs_fake_push(f, IVSHMEM_MSG_SHM, IVS_FD_NONE);
 }
 
-static void script_peer_instead_of_shm(IvsFake *f, const BadSetup *c)
+/* A message that is neither a peer's nor the memory, where it is due. */
+static void script_bad_instead_of_shm(IvsFake *f, const BadSetup *c)
 {
     ivs_fake_push(f, IVSHMEM_PROTOCOL_VERSION, IVS_FD_NONE);
     ivs_fake_push(f, OWN_ID, IVS_FD_NONE);
-    ivs_fake_push(f, PEER_ID, IVS_FD_EVENTFD);
+    ivs_fake_push(f, -3, IVS_FD_EVENTFD);
+}
+
+/* A vector that is not an eventfd (it could block QEMU, or abort KVM). */
+static void script_vector_not_eventfd(IvsFake *f, const BadSetup *c)
+{
+    script_good_prefix(f, 4);
+    ivs_fake_push(f, PEER_ID, IVS_FD_OTHER);
 }
 
 static void script_shm_is_not_memory(IvsFake *f, const BadSetup *c)
@@ -193,9 +201,15 @@ static const BadSetup bad_setups[] = {
         .error = "without a file descriptor where the shared memory was "
                  "expected",
     }, {
-        .name = "peer-instead-of-shm",
-        .script = script_peer_instead_of_shm,
-        .error = "where the shared memory was expected",
+        .name = "bad-instead-of-shm",
+        .script = script_bad_instead_of_shm,
+        .error = "sent message -3 with a file descriptor where the shared "
+                 "memory was expected",
+    }, {
+        .name = "vector-not-eventfd",
+        .script = script_vector_not_eventfd,
+        .error = "sent a file descriptor that is not an eventfd for peer 3 "
+                 "during setup",
     }, {
         .name = "shm-not-power-of-two",
         .script = script_full,
@@ -528,6 +542,8 @@ static void test_garbage_after_realize(const void *opaque)
     /* Disconnects of a peer nobody heard of, and of ourselves. */
     ivs_fake_send(b->fake, 9, IVS_FD_NONE);
     ivs_fake_send(b->fake, OWN_ID, IVS_FD_NONE);
+    /* A vector that is not an eventfd. */
+    ivs_fake_send(b->fake, 6, IVS_FD_OTHER);
     /* IDs out of range, with and without an fd. */
     ivs_fake_send(b->fake, 65536, IVS_FD_OTHER);
     ivs_fake_send(b->fake, -5, IVS_FD_NONE);
@@ -659,25 +675,28 @@ static void test_ioeventfd(const void *opaque)
 
 /*
  * File status flags belong to the open file description, which the server,
- * every peer and this device share: the device must not change them on
- * the peers' eventfds (a host peer doing a blocking read of its own
- * eventfd would get EAGAIN).  The fake's eventfds here are blocking.
+ * every peer and this device share.  QEMU's socket code (in every QEMU)
+ * makes each fd it receives blocking; QEMU's ivshmem devices have always
+ * made their eventfds non-blocking again, and read their own without
+ * polling first.  So a peer running an unmodified QEMU blocks, holding its
+ * global lock, if this device leaves its eventfds blocking.  The fake's
+ * eventfds here are blocking to begin with; the device's, during the
+ * handshake and from a peer that joins later, must all end up
+ * non-blocking.  The handshake sends the peers ahead of the memory, which
+ * QEMU's devices have always accepted.
  */
 static void test_peer_fd_flags(void)
 {
-    static const int peers[] = { PEER_ID, 5 };
     IvsFake *f = ivs_fake_new(SHM_SIZE);
     QTestState *qts;
     int v;
 
     ivs_fake_push(f, IVSHMEM_PROTOCOL_VERSION, IVS_FD_NONE);
     ivs_fake_push(f, OWN_ID, IVS_FD_NONE);
-    ivs_fake_push(f, IVSHMEM_MSG_SHM, IVS_FD_SHM);
-    for (int i = 0; i < ARRAY_SIZE(peers); i++) {
-        for (v = 0; v < 2; v++) {
-            ivs_fake_push(f, peers[i], IVS_FD_EVENTFD_BLOCKING);
-        }
+    for (v = 0; v < 2; v++) {
+        ivs_fake_push(f, PEER_ID, IVS_FD_EVENTFD_BLOCKING);
     }
+    ivs_fake_push(f, IVSHMEM_MSG_SHM, IVS_FD_SHM);
     for (v = 0; v < 2; v++) {
         ivs_fake_push(f, OWN_ID, IVS_FD_EVENTFD_BLOCKING);
     }
@@ -686,14 +705,61 @@ static void test_peer_fd_flags(void)
                       "-device ivshmem-doorbell,chardev=c0,vectors=2,addr=%d",
                       ivs_fake_socket(f), SLOT);
     ivs_fake_wait_played(f);
-    ivs_assert_alive(qts);
-    for (int i = 0; i < ARRAY_SIZE(peers); i++) {
-        for (v = 0; v < 2; v++) {
-            int fd = ivs_fake_eventfd(f, peers[i], v);
+    /* A peer joins after realize, through the chardev. */
+    ivs_fake_send(f, 5, IVS_FD_EVENTFD_BLOCKING);
+    ivs_fake_send(f, 5, IVS_FD_EVENTFD_BLOCKING);
+    for (v = 0; v < 2; v++) {
+        int fd = ivs_fake_eventfd(f, 5, v);
+        int64_t deadline = g_get_monotonic_time() + IVS_TIMEOUT_MS * 1000LL;
 
-            g_assert_cmphex(fcntl(fd, F_GETFL) & O_NONBLOCK, ==, 0);
+        /* The device may not have read the peer's messages yet. */
+        while (!(fcntl(fd, F_GETFL) & O_NONBLOCK)) {
+            g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+            g_usleep(1000);
         }
+        g_assert_cmphex(fcntl(ivs_fake_eventfd(f, PEER_ID, v), F_GETFL) &
+                        O_NONBLOCK, ==, O_NONBLOCK);
+        g_assert_cmphex(fcntl(ivs_fake_eventfd(f, OWN_ID, v), F_GETFL) &
+                        O_NONBLOCK, ==, O_NONBLOCK);
     }
+    ivs_assert_alive(qts);
+    qtest_quit(qts);
+    ivs_fake_free(f);
+}
+
+/*
+ * A unix socket passed to QEMU as an fd (-chardev socket,fd=N) is a plain
+ * unix socket client too.
+ */
+static void test_chardev_fd(void)
+{
+    static const int peers[] = { PEER_ID };
+    struct sockaddr_un un = { .sun_family = AF_UNIX };
+    IvsFake *f = ivs_fake_new(SHM_SIZE);
+    QTestState *qts;
+    QPCIBus *bus;
+    IvsDev *d;
+    int sock;
+
+    ivs_fake_push_handshake(f, OWN_ID, peers, 1, 2);
+    ivs_fake_start(f);
+    /* Not close-on-exec: QEMU inherits it. */
+    sock = socket(AF_UNIX, SOCK_STREAM, 0);
+    g_assert_cmpint(sock, >=, 0);
+    g_strlcpy(un.sun_path, ivs_fake_socket(f), sizeof(un.sun_path));
+    g_assert_cmpint(connect(sock, (struct sockaddr *)&un, sizeof(un)), ==, 0);
+    qts = qtest_initf("-machine pc -nodefaults -chardev socket,id=c0,fd=%d "
+                      "-device ivshmem-doorbell,chardev=c0,vectors=2,addr=%d",
+                      sock, SLOT);
+    close(sock);
+    bus = ivs_pci_bus(qts);
+    d = ivs_dev_open(qts, bus, SLOT);
+    g_assert_cmpuint(ivs_reg_read(d, IVSHMEM_REG_IVPOSITION), ==, OWN_ID);
+    ivs_doorbell(d, PEER_ID, 1);
+    g_assert_cmpuint(ivs_eventfd_wait(ivs_fake_eventfd(f, PEER_ID, 1)), ==,
+                     1);
+    ivs_dev_close(d);
+    qpci_free_pc(bus);
     qtest_quit(qts);
     ivs_fake_free(f);
 }
@@ -865,6 +931,7 @@ int main(int argc, char **argv)
     qtest_add_func("/ivshmem-server-input/vectors/range", test_vectors_range);
     qtest_add_func("/ivshmem-server-input/after-realize/peer-fd-flags",
                    test_peer_fd_flags);
+    qtest_add_func("/ivshmem-server-input/chardev-fd", test_chardev_fd);
     qtest_add_func("/ivshmem-server-input/after-realize/split-message",
                    test_split_message);
     qtest_add_data_func("/ivshmem-server-input/after-realize/ioeventfd-on",

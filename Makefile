@@ -46,6 +46,7 @@ fuzz: build
 	@tests/fuzz-ivshmem/run.sh
 
 bench: build
+	@scripts/install-bench-deps.sh
 	@scripts/build-base.sh
 	@python3 bench/run.py
 

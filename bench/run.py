@@ -60,17 +60,17 @@ Environment (modest defaults; all waits are bounded):
                       QEMU builds are needed only for peers, realize, join
                       and rtt
   BENCH_FLOOR_N       floor round trips (20000)
-  BENCH_PEERS_N       peer counts for "peers" ("64 256 1024 4096")
+  BENCH_PEERS_N       peer counts for "peers" ("16 64 256 1024 4096")
   BENCH_PEER_TIMEOUT  seconds a peer may take to join before the server
                       counts as failed (3)
   BENCH_REALIZE_N     simulated peers for "realize" and "fdfloor"
-                      ("1 16 256 1024")
-  BENCH_REALIZE_V     vector counts for "realize" and "fdfloor" ("1 8")
+                      ("1 4 16 64 256 1024": the realistic sizes first)
+  BENCH_REALIZE_V     vector counts for "realize" and "fdfloor" ("1 2 4 8")
   BENCH_REPS          repetitions of each realize point (3)
   BENCH_ACCEL         accelerator of the "realize" QEMUs (tcg; kvm works
                       there too, as no guest code runs)
-  BENCH_JOIN_N        simulated peers for "join" ("256 1024")
-  BENCH_JOIN_V        vector counts for "join" ("8")
+  BENCH_JOIN_N        simulated peers for "join" ("16 64 256 1024")
+  BENCH_JOIN_V        vector counts for "join" ("4 8")
   BENCH_JOIN_ACCEL    accelerators for "join" ("qtest kvm"; kvm is
                       reported as an error where /dev/kvm does not work)
   BENCH_MSGS          messages per rtt run (2000)
@@ -118,15 +118,15 @@ ONLY = os.environ.get('BENCH_ONLY',
 NEED_QEMU = ('peers', 'realize', 'join', 'rtt')
 NEED_GUEST = ('rtt',)
 FLOOR_N = int(os.environ.get('BENCH_FLOOR_N', '20000'))
-PEERS_N = env_list('BENCH_PEERS_N', '64 256 1024 4096')
+PEERS_N = env_list('BENCH_PEERS_N', '16 64 256 1024 4096')
 PEER_TIMEOUT = int(os.environ.get('BENCH_PEER_TIMEOUT', '3'))
-REALIZE_N = env_list('BENCH_REALIZE_N', '1 16 256 1024')
-REALIZE_V = env_list('BENCH_REALIZE_V', '1 8')
+REALIZE_N = env_list('BENCH_REALIZE_N', '1 4 16 64 256 1024')
+REALIZE_V = env_list('BENCH_REALIZE_V', '1 2 4 8')
 REPS = int(os.environ.get('BENCH_REPS', '3'))
 FDFLOOR_REPS = 5
 ACCEL = os.environ.get('BENCH_ACCEL', 'tcg')
-JOIN_N = env_list('BENCH_JOIN_N', '256 1024')
-JOIN_V = env_list('BENCH_JOIN_V', '8')
+JOIN_N = env_list('BENCH_JOIN_N', '16 64 256 1024')
+JOIN_V = env_list('BENCH_JOIN_V', '4 8')
 JOIN_ACCEL = os.environ.get('BENCH_JOIN_ACCEL', 'qtest kvm').split()
 MSGS = int(os.environ.get('BENCH_MSGS', '2000'))
 RUNS = int(os.environ.get('BENCH_RUNS', '3'))
@@ -1020,7 +1020,8 @@ def table(res):
 
 def plots(res):
     if not shutil.which('gnuplot'):
-        log('gnuplot not found: no plots (apt-get install gnuplot-nox)')
+        log('gnuplot not found: no plots (scripts/install-bench-deps.sh '
+            'installs it)')
         return
     term = 'set terminal pngcairo size 900,560 font ",10"\n'
     scripts = {}

@@ -11,6 +11,7 @@
 #include "qapi/error.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
+#include "qobject/json-writer.h"
 #include "qemu-version.h"
 #include "ivshmem-client.h"
 
@@ -26,6 +27,7 @@ typedef struct Options {
     GPtrArray *commands;
     int setup_timeout;
     bool verbose;
+    bool json;
 } Options;
 
 /* Exit statuses, documented in --help and the manual. */
@@ -44,6 +46,11 @@ typedef enum CmdResult {
 
 static const char *progname = "ivshmem-client";
 
+/* --json: every line on stdout is one JSON object. */
+static bool json_output;
+/* The command being run, named in its error events. */
+static const char *current_command;
+
 static void usage(void)
 {
     printf("Usage: %s [OPTION]... [COMMAND]...\n"
@@ -58,6 +65,7 @@ static void usage(void)
            "setup\n"
            "                         (default %d)\n"
            "  -v, --verbose          report peers as they come and go\n"
+           "      --json             write JSON Lines to stdout (see below)\n"
            "  -h, --help             show this help and exit\n"
            "      --version          show the version and exit\n\n"
            "Commands:\n"
@@ -76,14 +84,97 @@ static void usage(void)
            "a wait\ntimed out and nothing else failed, 3 if the server could "
            "not be joined\nor was lost.  Commands given as arguments stop at "
            "the first failure;\ncommands read from standard input all "
-           "run.\n",
+           "run.\n\n"
+           "With --json, each line on stdout is one JSON object; its "
+           "\"event\" key\nsays what it is.  Errors also still go to "
+           "stderr as text.  The first\nthree come only with -v; "
+           "peer-vector also lists our own vectors:\n"
+           "  {\"event\": \"peer-vector\", \"peer\": 0, \"vector\": 0}\n"
+           "  {\"event\": \"setup-done\", \"id\": 1, \"vectors\": 1, "
+           "\"shm_size\": 4194304,\n   \"marker\": true}\n"
+           "  {\"event\": \"peer-gone\", \"peer\": 0}\n"
+           "  {\"event\": \"interrupt\", \"vector\": 0}    "
+           "(wait; \"timeout\" if none came)\n"
+           "  {\"event\": \"dump\", \"id\": 1, \"vectors\": 1, "
+           "\"shm_size\": 4194304,\n"
+           "   \"peers\": [{\"id\": 0, \"vectors\": 1}]}\n"
+           "  {\"event\": \"read\", \"offset\": 0, \"length\": 2, "
+           "\"data\": \"6869\"}\n"
+           "  {\"event\": \"error\", \"command\": \"wait x\", "
+           "\"message\": \"invalid vector 'x'\"}\n"
+           "  {\"event\": \"join-failed\", \"socket\": \"/tmp/s\", "
+           "\"message\": \"...\",\n   \"refused\": false}\n"
+           "  {\"event\": \"server-lost\", \"message\": \"...\"}\n",
            progname, DEFAULT_SOCKET, DEFAULT_SETUP_TIMEOUT,
            DEFAULT_READ_LEN);
+}
+
+/* JSON output: one object per line, its "event" first. */
+
+static JSONWriter *json_new(const char *event)
+{
+    JSONWriter *w = json_writer_new(false);
+
+    json_writer_start_object(w, NULL);
+    json_writer_str(w, "event", event);
+    return w;
+}
+
+/* Close the object, write it as one line and free the writer. */
+static void json_emit(JSONWriter *w)
+{
+    json_writer_end_object(w);
+    printf("%s\n", json_writer_get(w));
+    fflush(stdout);
+    json_writer_free(w);
+}
+
+/* An error: on stderr as text and, with --json, as an error event. */
+static void G_GNUC_PRINTF(1, 2) report(const char *fmt, ...)
+{
+    g_autofree char *msg = NULL;
+    JSONWriter *out;
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    error_report("%s", msg);
+    if (json_output) {
+        out = json_new("error");
+        if (current_command) {
+            json_writer_str(out, "command", current_command);
+        }
+        json_writer_str(out, "message", msg);
+        json_emit(out);
+    }
+}
+
+static void report_err(Error *err)
+{
+    report("%s", error_get_pretty(err));
+    error_free(err);
 }
 
 static void notify(void *opaque, IvshmemClientEvent event, unsigned id,
                    unsigned vector)
 {
+    JSONWriter *out;
+
+    if (json_output) {
+        /* setup-done is written by main(), with or without the marker. */
+        if (event == IVSHMEM_CLIENT_PEER_VECTOR) {
+            out = json_new("peer-vector");
+            json_writer_int64(out, "peer", id);
+            json_writer_int64(out, "vector", vector);
+            json_emit(out);
+        } else if (event == IVSHMEM_CLIENT_PEER_GONE) {
+            out = json_new("peer-gone");
+            json_writer_int64(out, "peer", id);
+            json_emit(out);
+        }
+        return;
+    }
     switch (event) {
     case IVSHMEM_CLIENT_SETUP_DONE:
         printf("setup done, own ID %u\n", id);
@@ -108,7 +199,7 @@ static bool arg_u64(const char *what, const char *str, uint64_t *val)
 
     if (!str || !g_ascii_isxdigit(str[hex ? 2 : 0]) ||
         qemu_strtou64(hex ? str + 2 : str, NULL, hex ? 16 : 10, val) < 0) {
-        error_report("invalid %s '%s'", what, str ? str : "(missing)");
+        report("invalid %s '%s'", what, str ? str : "(missing)");
         return false;
     }
     return true;
@@ -123,7 +214,7 @@ static bool arg_uint(const char *what, const char *str, unsigned max,
         return false;
     }
     if (v > max) {
-        error_report("%s %" PRIu64 " is out of range (at most %u)", what, v,
+        report("%s %" PRIu64 " is out of range (at most %u)", what, v,
                      max);
         return false;
     }
@@ -138,7 +229,7 @@ static uint8_t *shm_range(IvshmemClient *c, uint64_t offset, uint64_t len)
     uint8_t *shm = ivshmem_client_get_shm(c, &size);
 
     if (offset > size || len > size - offset) {
-        error_report("%" PRIu64 " bytes at offset %" PRIu64 " do not fit "
+        report("%" PRIu64 " bytes at offset %" PRIu64 " do not fit "
                      "in %" PRIu64 " bytes of shared memory", len, offset,
                      size);
         return NULL;
@@ -157,7 +248,7 @@ static CmdResult cmd_ring(IvshmemClient *c, char **argv)
         return CMD_FAILED;
     }
     if (!ivshmem_client_ring(c, peer, vector, &err)) {
-        error_report_err(err);
+        report_err(err);
         return CMD_FAILED;
     }
     return CMD_OK;
@@ -177,11 +268,45 @@ static CmdResult cmd_wait(IvshmemClient *c, char **argv)
     ret = ivshmem_client_wait(c, vector, argv[1] && argv[2] ? timeout : -1,
                               &err);
     if (ret < 0) {
-        error_report_err(err);
+        report_err(err);
         return CMD_FAILED;
     }
-    printf("vector %u: %s\n", vector, ret ? "interrupt" : "timeout");
+    if (json_output) {
+        JSONWriter *out = json_new(ret ? "interrupt" : "timeout");
+
+        json_writer_int64(out, "vector", vector);
+        json_emit(out);
+    } else {
+        printf("vector %u: %s\n", vector, ret ? "interrupt" : "timeout");
+    }
     return ret ? CMD_OK : CMD_TIMEOUT;
+}
+
+static void dump_json(IvshmemClient *c)
+{
+    JSONWriter *out = json_new("dump");
+    int id = ivshmem_client_get_id(c);
+    unsigned n, i, *ids;
+    uint64_t size;
+
+    ivshmem_client_get_shm(c, &size);
+    json_writer_int64(out, "id", id);
+    json_writer_int64(out, "vectors", ivshmem_client_peer_vectors(c, id));
+    json_writer_uint64(out, "shm_size", size);
+    n = ivshmem_client_get_peers(c, NULL, 0);
+    ids = g_new(unsigned, n + 1);
+    ivshmem_client_get_peers(c, ids, n);
+    json_writer_start_array(out, "peers");
+    for (i = 0; i < n; i++) {
+        json_writer_start_object(out, NULL);
+        json_writer_int64(out, "id", ids[i]);
+        json_writer_int64(out, "vectors",
+                          ivshmem_client_peer_vectors(c, ids[i]));
+        json_writer_end_object(out);
+    }
+    json_writer_end_array(out);
+    g_free(ids);
+    json_emit(out);
 }
 
 static CmdResult cmd_dump(IvshmemClient *c, char **argv)
@@ -189,6 +314,10 @@ static CmdResult cmd_dump(IvshmemClient *c, char **argv)
     unsigned n, i, *ids;
     uint64_t size;
 
+    if (json_output) {
+        dump_json(c);
+        return CMD_OK;
+    }
     ivshmem_client_get_shm(c, &size);
     printf("own ID %d, %d vector(s), %" PRIu64 " bytes of shared memory\n",
            ivshmem_client_get_id(c),
@@ -215,12 +344,25 @@ static CmdResult cmd_read(IvshmemClient *c, char **argv)
         return CMD_FAILED;
     }
     if (len > MAX_READ_LEN) {
-        error_report("at most %d bytes at a time", MAX_READ_LEN);
+        report("at most %d bytes at a time", MAX_READ_LEN);
         return CMD_FAILED;
     }
     p = shm_range(c, offset, len);
     if (!p) {
         return CMD_FAILED;
+    }
+    if (json_output) {
+        JSONWriter *out = json_new("read");
+        g_autoptr(GString) hex = g_string_sized_new(2 * len);
+
+        for (i = 0; i < len; i++) {
+            g_string_append_printf(hex, "%02x", p[i]);
+        }
+        json_writer_uint64(out, "offset", offset);
+        json_writer_uint64(out, "length", len);
+        json_writer_str(out, "data", hex->str);
+        json_emit(out);
+        return CMD_OK;
     }
     for (i = 0; i < len; i++) {
         if (i % 16 == 0) {
@@ -254,7 +396,7 @@ static CmdResult cmd_write(IvshmemClient *c, char **argv, const char *line)
     str += strspn(str, " \t");
     str = skip_word(str);
     if (!*str) {
-        error_report("write: no STRING to write at offset %" PRIu64, offset);
+        report("write: no STRING to write at offset %" PRIu64, offset);
         return CMD_FAILED;
     }
     p = shm_range(c, offset, strlen(str));
@@ -287,6 +429,7 @@ static CmdResult run_command(IvshmemClient *c, const char *line)
     g_auto(GStrv) argv = split_words(trimmed);
     CmdResult ret = CMD_FAILED;
 
+    current_command = trimmed;
     if (!argv[0] || !*argv[0] || argv[0][0] == '#') {
         ret = CMD_OK;
     } else if (!strcmp(argv[0], "ring")) {
@@ -302,8 +445,9 @@ static CmdResult run_command(IvshmemClient *c, const char *line)
     } else if (!strcmp(argv[0], "quit")) {
         ret = CMD_QUIT;
     } else {
-        error_report("unknown command '%s' (try --help)", argv[0]);
+        report("unknown command '%s' (try --help)", argv[0]);
     }
+    current_command = NULL;
     fflush(stdout);
     return ret;
 }
@@ -363,10 +507,16 @@ static int interactive(IvshmemClient *c)
             if (errno == EINTR) {
                 continue;
             }
-            error_report("poll failed: %s", strerror(errno));
+            report("poll failed: %s", strerror(errno));
             return EXIT_CMD_FAILED;
         }
         if (pfd[1].revents && !ivshmem_client_handle_readable(c, &err)) {
+            if (json_output) {
+                JSONWriter *out = json_new("server-lost");
+
+                json_writer_str(out, "message", error_get_pretty(err));
+                json_emit(out);
+            }
             error_report_err(err);
             return EXIT_NO_SERVER;
         }
@@ -382,7 +532,7 @@ static int interactive(IvshmemClient *c)
             g_string_append_c(input, '\n');
             run_lines(c, input, &failed, &timed_out);
             if (n < 0) {
-                error_report("cannot read commands: %s", strerror(errno));
+                report("cannot read commands: %s", strerror(errno));
                 failed = true;
             }
             return exit_status(failed, timed_out);
@@ -420,6 +570,7 @@ static void parse_args(Options *o, int argc, char **argv)
         { "command", required_argument, NULL, 'c' },
         { "timeout", required_argument, NULL, 't' },
         { "verbose", no_argument, NULL, 'v' },
+        { "json", no_argument, NULL, 'j' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
@@ -443,6 +594,9 @@ static void parse_args(Options *o, int argc, char **argv)
             break;
         case 'v':
             o->verbose = true;
+            break;
+        case 'j':
+            o->json = true;
             break;
         case 'h':
             usage();
@@ -474,20 +628,23 @@ int main(int argc, char **argv)
         .setup_timeout = DEFAULT_SETUP_TIMEOUT,
     };
     Error *err = NULL;
+    bool refused;
 
     error_init(argv[0]);
     progname = g_path_get_basename(argv[0]);
     /* A write to a dead peer's fd must fail, not kill the tool. */
     signal(SIGPIPE, SIG_IGN);
     parse_args(&o, argc, argv);
+    json_output = o.json;
     if (o.verbose) {
         ivshmem_client_set_notify(c, notify, NULL);
     }
     if (!ivshmem_client_connect(c, o.socket_path, &err) ||
         !ivshmem_client_wait_setup(c, o.setup_timeout, SETUP_QUIET_MS,
                                    &err)) {
-        if (ivshmem_client_get_id(c) < 0 &&
-            strstr(error_get_pretty(err), "closed the connection")) {
+        refused = ivshmem_client_get_id(c) < 0 &&
+                  strstr(error_get_pretty(err), "closed the connection");
+        if (refused) {
             /* What a server at its --max-peers limit does. */
             error_append_hint(&err, "The server closed the connection "
                               "before giving this client an ID: it refuses "
@@ -495,8 +652,28 @@ int main(int argc, char **argv)
                               "(its log says so).\n");
         }
         error_prepend(&err, "cannot join the server at %s: ", o.socket_path);
+        if (json_output) {
+            JSONWriter *out = json_new("join-failed");
+
+            json_writer_str(out, "socket", o.socket_path);
+            json_writer_str(out, "message", error_get_pretty(err));
+            json_writer_bool(out, "refused", refused);
+            json_emit(out);
+        }
         error_report_err(err);
         return EXIT_NO_SERVER;
+    }
+    if (json_output && o.verbose) {
+        uint64_t size;
+        JSONWriter *out = json_new("setup-done");
+        int id = ivshmem_client_get_id(c);
+
+        ivshmem_client_get_shm(c, &size);
+        json_writer_int64(out, "id", id);
+        json_writer_int64(out, "vectors", ivshmem_client_peer_vectors(c, id));
+        json_writer_uint64(out, "shm_size", size);
+        json_writer_bool(out, "marker", ivshmem_client_setup_done(c));
+        json_emit(out);
     }
     return commands->len ? scripted(c, commands) : interactive(c);
 }

@@ -3,7 +3,8 @@
  * Unit tests of the ivshmem-client library: incremental parsing (byte by
  * byte, and short reads on a real socket), every kind of malformed
  * message, and ring/wait/shared memory through a real ivshmem-server
- * running in a thread; plus the ivshmem-client command line tool.
+ * running in a thread; plus the ivshmem-client command line tool, its
+ * text and its --json output.
  *
  * Poll timeouts are upper bounds only: nothing waits for time to pass.
  * A failing test aborts; a signal handler then removes its socket and
@@ -908,6 +909,263 @@ static void test_cli_version(Fixture *f, gconstpointer data)
     g_assert_nonnull(strstr(out, "ivshmem protocol version 0"));
 }
 
+/* Tests: the command line tool's --json output */
+
+/* The tool running interactively, its stdin and stdout as pipes. */
+typedef struct Cli {
+    GPid pid;
+    int in;
+    int out;
+    GString *buf;               /* stdout read but not yet taken */
+} Cli;
+
+static void cli_start(Fixture *f, Cli *cli, const char *const *opts)
+{
+    g_autofree char *bin = client_binary();
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+
+    g_ptr_array_add(argv, bin);
+    g_ptr_array_add(argv, (char *)"-S");
+    g_ptr_array_add(argv, f->sock_path);
+    for (; *opts; opts++) {
+        g_ptr_array_add(argv, (char *)*opts);
+    }
+    g_ptr_array_add(argv, NULL);
+    g_assert_true(g_spawn_async_with_pipes(NULL, (char **)argv->pdata, NULL,
+                                           G_SPAWN_DO_NOT_REAP_CHILD |
+                                           G_SPAWN_STDERR_TO_DEV_NULL,
+                                           NULL, NULL, &cli->pid, &cli->in,
+                                           &cli->out, NULL, NULL));
+    cli->buf = g_string_new(NULL);
+}
+
+/* The next line of output without its newline; NULL at end of file. */
+static char *cli_line(Cli *cli)
+{
+    int64_t deadline = g_get_monotonic_time() + TIMEOUT_MS * 1000LL;
+    struct pollfd pfd = { .fd = cli->out, .events = POLLIN };
+    char chunk[1024], *nl, *line;
+    ssize_t n;
+
+    while (!(nl = memchr(cli->buf->str, '\n', cli->buf->len))) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        if (poll(&pfd, 1, 100) <= 0) {
+            continue;
+        }
+        n = read(cli->out, chunk, sizeof(chunk));
+        g_assert_cmpint(n, >=, 0);
+        if (n == 0) {
+            /* Every line ends with a newline: nothing may be left. */
+            g_assert_cmpuint(cli->buf->len, ==, 0);
+            return NULL;
+        }
+        g_string_append_len(cli->buf, chunk, n);
+    }
+    line = g_strndup(cli->buf->str, nl - cli->buf->str);
+    g_string_erase(cli->buf, 0, nl - cli->buf->str + 1);
+    /* JSON Lines: one object per line, its "event" key first. */
+    g_assert_true(g_str_has_prefix(line, "{\"event\": \""));
+    g_assert_true(g_str_has_suffix(line, "}"));
+    return line;
+}
+
+static void cli_expect(Cli *cli, const char *want)
+{
+    g_autofree char *line = cli_line(cli);
+
+    g_assert_cmpstr(line, ==, want);
+}
+
+static char *peer_vector(unsigned peer, unsigned vector)
+{
+    return g_strdup_printf("{\"event\": \"peer-vector\", \"peer\": %u, "
+                           "\"vector\": %u}", peer, vector);
+}
+
+static void cli_send(Cli *cli, const char *cmd)
+{
+    g_assert_cmpint(write(cli->in, cmd, strlen(cmd)), ==, strlen(cmd));
+}
+
+/* Close its stdin, check that no output is left; its exit status. */
+static int cli_finish(Cli *cli)
+{
+    int status;
+
+    if (cli->in >= 0) {
+        close(cli->in);
+    }
+    g_assert_null(cli_line(cli));
+    close(cli->out);
+    g_assert_cmpint(waitpid(cli->pid, &status, 0), ==, cli->pid);
+    g_spawn_close_pid(cli->pid);
+    g_string_free(cli->buf, true);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Lines up to setup-done, in any order: what the setup reported. */
+static GStrv cli_setup_lines(Cli *cli, const char *setup_done)
+{
+    g_autoptr(GPtrArray) lines = g_ptr_array_new();
+    char *line;
+
+    while ((line = cli_line(cli)) && strcmp(line, setup_done)) {
+        g_assert_true(g_str_has_prefix(line, "{\"event\": \"peer-vector\""));
+        g_ptr_array_add(lines, line);
+    }
+    g_assert_nonnull(line);
+    g_free(line);
+    g_ptr_array_add(lines, NULL);
+    return (GStrv)g_ptr_array_free(g_steal_pointer(&lines), false);
+}
+
+static void test_cli_json_events(Fixture *f, gconstpointer data)
+{
+    static const char *const opts[] = { "-v", "--json", NULL };
+    g_autofree char *bin = client_binary();
+    g_autoptr(IvshmemClient) a = NULL;
+    g_auto(GStrv) setup = NULL;
+    g_autofree char *line = NULL;
+    IvshmemClient *b;
+    unsigned i;
+    Cli cli;
+
+    if (!g_file_test(bin, G_FILE_TEST_IS_EXECUTABLE)) {
+        g_test_skip("ivshmem-client is not built");
+        return;
+    }
+    server_start(f, 2, true);
+    a = join(f, true);
+    cli_start(f, &cli, opts);
+    setup = cli_setup_lines(&cli, "{\"event\": \"setup-done\", \"id\": 1, "
+                            "\"vectors\": 2, \"shm_size\": 65536, "
+                            "\"marker\": true}");
+    /* Peer 0's vectors and our own: four vector events. */
+    g_assert_cmpuint(g_strv_length(setup), ==, 4);
+    for (i = 0; i < 4; i++) {
+        g_autofree char *want = peer_vector(i / 2, i % 2);
+
+        g_assert_true(g_strv_contains((const char *const *)setup, want));
+    }
+    wait_peer(a, 1, 2);
+
+    /* A peer joins: its vectors, then dump shows it. */
+    b = join(f, true);
+    for (i = 0; i < 2; i++) {
+        g_free(line);
+        line = peer_vector(2, i);
+        cli_expect(&cli, line);
+    }
+    cli_send(&cli, "dump\n");
+    cli_expect(&cli, "{\"event\": \"dump\", \"id\": 1, \"vectors\": 2, "
+               "\"shm_size\": 65536, \"peers\": [{\"id\": 0, "
+               "\"vectors\": 2}, {\"id\": 2, \"vectors\": 2}]}");
+
+    /* It leaves: one event, and dump no longer lists it. */
+    ivshmem_client_free(b);
+    cli_expect(&cli, "{\"event\": \"peer-gone\", \"peer\": 2}");
+    cli_send(&cli, "dump\n");
+    cli_expect(&cli, "{\"event\": \"dump\", \"id\": 1, \"vectors\": 2, "
+               "\"shm_size\": 65536, \"peers\": [{\"id\": 0, "
+               "\"vectors\": 2}]}");
+
+    /* An interrupt on our vector 1, and none on vector 0. */
+    g_assert_true(ivshmem_client_ring(a, 1, 1, &error_abort));
+    cli_send(&cli, "wait 1 10000\nwait 0 0\n");
+    cli_expect(&cli, "{\"event\": \"interrupt\", \"vector\": 1}");
+    cli_expect(&cli, "{\"event\": \"timeout\", \"vector\": 0}");
+
+    /* Memory as hex digits. */
+    strcpy((char *)ivshmem_client_get_shm(a, NULL) + 0x10, "hi");
+    cli_send(&cli, "read 0x10 2\n");
+    cli_expect(&cli, "{\"event\": \"read\", \"offset\": 16, \"length\": 2, "
+               "\"data\": \"6869\"}");
+
+    /* Errors name their command; quotes and backslashes are escaped. */
+    cli_send(&cli, "read 0 \"x\\\nring 7 0\n");
+    cli_expect(&cli, "{\"event\": \"error\", "
+               "\"command\": \"read 0 \\\"x\\\\\", "
+               "\"message\": \"invalid length '\\\"x\\\\'\"}");
+    cli_expect(&cli, "{\"event\": \"error\", \"command\": \"ring 7 0\", "
+               "\"message\": \"no peer 7 (vector 0)\"}");
+    /* The output is ASCII; bytes that are not UTF-8 become U+FFFD. */
+    cli_send(&cli, "read 0 \xc3\xa9\xff\n");
+    cli_expect(&cli, "{\"event\": \"error\", "
+               "\"command\": \"read 0 \\u00E9\\uFFFD\", "
+               "\"message\": \"invalid length '\\u00E9\\uFFFD'\"}");
+    g_assert_cmpint(cli_finish(&cli), ==, 1);
+}
+
+/* Without -v, only what the commands print; a lost server is an event. */
+static void test_cli_json_quiet(Fixture *f, gconstpointer data)
+{
+    static const char *const opts[] = { "--json", NULL };
+    static const char *const dump[] = { "--json", "dump", NULL };
+    g_autofree char *bin = client_binary();
+    g_autoptr(IvshmemClient) a = NULL;
+    g_autofree char *out = NULL;
+    Cli cli;
+
+    if (!g_file_test(bin, G_FILE_TEST_IS_EXECUTABLE)) {
+        g_test_skip("ivshmem-client is not built");
+        return;
+    }
+    server_start(f, 1, false);
+    a = join(f, false);
+    g_assert_cmpint(run_cli(f, dump, &out), ==, 0);
+    g_assert_cmpstr(out, ==, "{\"event\": \"dump\", \"id\": 1, "
+                    "\"vectors\": 1, \"shm_size\": 65536, \"peers\": [{\"id\": 0, "
+                    "\"vectors\": 1}]}\n");
+
+    cli_start(f, &cli, opts);
+    cli_send(&cli, "dump\n");
+    cli_expect(&cli, "{\"event\": \"dump\", \"id\": 2, \"vectors\": 1, "
+               "\"shm_size\": 65536, \"peers\": [{\"id\": 0, "
+               "\"vectors\": 1}]}");
+    server_stop(f);
+    {
+        g_autofree char *line = cli_line(&cli);
+
+        g_assert_true(g_str_has_prefix(line,
+                                       "{\"event\": \"server-lost\", "
+                                       "\"message\": \""));
+    }
+    g_assert_cmpint(cli_finish(&cli), ==, 3);
+}
+
+/* A failed join, refused or not, is one join-failed line. */
+static void test_cli_json_join_failed(Fixture *f, gconstpointer data)
+{
+    static const char *const dump[] = { "--json", "dump", NULL };
+    g_autofree char *bin = client_binary();
+    g_autoptr(IvshmemClient) a = NULL;
+    g_autofree char *prefix = NULL;
+    char *out = NULL;
+
+    if (!g_file_test(bin, G_FILE_TEST_IS_EXECUTABLE)) {
+        g_test_skip("ivshmem-client is not built");
+        return;
+    }
+    prefix = g_strdup_printf("{\"event\": \"join-failed\", "
+                             "\"socket\": \"%s\", "
+                             "\"message\": \"cannot join the server at %s: ",
+                             f->sock_path, f->sock_path);
+    g_assert_cmpint(run_cli(f, dump, &out), ==, 3);
+    g_assert_true(g_str_has_prefix(out, prefix));
+    g_assert_true(g_str_has_suffix(out, "\", \"refused\": false}\n"));
+    g_assert_true(strchr(out, '\n') + 1 == out + strlen(out));
+    g_free(out);
+
+    f->max_peers = 1;
+    server_start(f, 1, true);
+    a = join(f, true);
+    g_assert_cmpint(run_cli(f, dump, &out), ==, 3);
+    g_assert_true(g_str_has_prefix(out, prefix));
+    g_assert_true(g_str_has_suffix(out, "\", \"refused\": true}\n"));
+    g_assert_true(strchr(out, '\n') + 1 == out + strlen(out));
+    g_free(out);
+}
+
 static void add_test(const char *path,
                      void (*fn)(Fixture *f, gconstpointer data))
 {
@@ -938,5 +1196,9 @@ int main(int argc, char **argv)
     add_test("/ivshmem-client/cli/exit-status", test_cli_exit_status);
     add_test("/ivshmem-client/cli/numbers", test_cli_numbers);
     add_test("/ivshmem-client/cli/refused", test_cli_refused);
+    add_test("/ivshmem-client/cli/json/events", test_cli_json_events);
+    add_test("/ivshmem-client/cli/json/quiet", test_cli_json_quiet);
+    add_test("/ivshmem-client/cli/json/join-failed",
+             test_cli_json_join_failed);
     return g_test_run();
 }

@@ -17,6 +17,8 @@ build=${BUILD:-$top/build}
 dir=$build/base
 src=$dir/src
 obj=$dir/qemu
+# Let ccache share objects between clones in different directories.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$top}
 export CCACHE_NOHASHDIR=1
 
 "$top/scripts/install-deps.sh"

@@ -17,12 +17,20 @@ obj=$2
 shift 2
 log=$obj.configure.log
 
+# QEMU's configure names the compiler in meson's native file, so meson does
+# not add ccache by itself: name it here.
+cc_args=()
+if command -v ccache > /dev/null; then
+    cc_args=(--cc="ccache cc")
+fi
+
 if ! [ -f "$obj/build.ninja" ]; then
     rm -rf "$obj"
     mkdir -p "$obj"
     (
         cd "$obj"
         "$src/configure" \
+            "${cc_args[@]}" \
             --python=/usr/bin/python3 \
             --target-list=x86_64-softmmu \
             --without-default-features \

@@ -126,12 +126,14 @@ static bool ivshmem_is_eventfd(int fd)
     g_autofree char *path = g_strdup_printf("/proc/self/fd/%d", fd);
     char target[32];
     ssize_t n = readlink(path, target, sizeof(target) - 1);
+    struct stat st;
 
-    if (n < 0) {
-        return false;
+    if (n >= 0) {
+        target[n] = 0;
+        return !strcmp(target, "anon_inode:[eventfd]");
     }
-    target[n] = 0;
-    return !strcmp(target, "anon_inode:[eventfd]");
+    /* Without /proc, at least an anonymous inode (no file type bits). */
+    return fstat(fd, &st) == 0 && !(st.st_mode & S_IFMT);
 }
 
 /*

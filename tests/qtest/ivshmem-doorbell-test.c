@@ -457,7 +457,8 @@ typedef struct KvmVM {
 
 #define KVM_OWN_ID  1
 
-static KvmVM *kvm_vm_start(void)
+/* The fake server, with its handshake for a device of KVM_OWN_ID. */
+static KvmVM *kvm_vm_new(void)
 {
     static const int peers[] = { 0 };
     KvmVM *vm = g_new0(KvmVM, 1);
@@ -465,15 +466,28 @@ static KvmVM *kvm_vm_start(void)
     vm->fake = ivs_fake_new(SHM_SIZE);
     ivs_fake_push_handshake(vm->fake, KVM_OWN_ID, peers, 1, 2);
     ivs_fake_start(vm->fake);
+    return vm;
+}
+
+/* Start QEMU, with @extra on its command line, and open the device. */
+static void kvm_vm_launch(KvmVM *vm, const char *extra)
+{
     /* Paused: the vCPU would run firmware that also uses PCI config. */
     vm->qts = qtest_initf("-machine pc -nodefaults -accel kvm -S "
                           "-chardev socket,id=c0,path=%s "
                           "-device ivshmem-doorbell,id=db0,chardev=c0,"
-                          "vectors=2,addr=%d", ivs_fake_socket(vm->fake),
-                          SLOT);
+                          "vectors=2,addr=%d %s", ivs_fake_socket(vm->fake),
+                          SLOT, extra);
     ivs_assert_kvm(vm->qts);
     vm->bus = ivs_pci_bus(vm->qts);
     vm->dev = ivs_dev_open(vm->qts, vm->bus, SLOT);
+}
+
+static KvmVM *kvm_vm_start(void)
+{
+    KvmVM *vm = kvm_vm_new();
+
+    kvm_vm_launch(vm, "");
     return vm;
 }
 
@@ -620,7 +634,7 @@ static void test_kvm_unplug(void)
  */
 static void test_kvm_irqfd_refused(void)
 {
-    static const int peers[] = { 0 };
+    g_autofree char *extra = NULL;
     IvsFake *f2;
     KvmVM *vm;
     IvsDev *d2;
@@ -629,10 +643,7 @@ static void test_kvm_irqfd_refused(void)
     if (!ivs_require_kvm()) {
         return;
     }
-    vm = g_new0(KvmVM, 1);
-    vm->fake = ivs_fake_new(SHM_SIZE);
-    ivs_fake_push_handshake(vm->fake, KVM_OWN_ID, peers, 1, 2);
-    ivs_fake_start(vm->fake);
+    vm = kvm_vm_new();
     f2 = ivs_fake_new(SHM_SIZE);
     ivs_fake_push(f2, IVSHMEM_PROTOCOL_VERSION, IVS_FD_NONE);
     ivs_fake_push(f2, KVM_OWN_ID, IVS_FD_NONE);
@@ -641,17 +652,10 @@ static void test_kvm_irqfd_refused(void)
         ivs_fake_push_dup(f2, KVM_OWN_ID, own_eventfd(vm, v));
     }
     ivs_fake_start(f2);
-    vm->qts = qtest_initf("-machine pc -nodefaults -accel kvm -S "
-                          "-chardev socket,id=c0,path=%s "
-                          "-chardev socket,id=c1,path=%s "
-                          "-device ivshmem-doorbell,chardev=c0,vectors=2,"
-                          "addr=%d "
-                          "-device ivshmem-doorbell,chardev=c1,vectors=2,"
-                          "addr=%d", ivs_fake_socket(vm->fake),
-                          ivs_fake_socket(f2), SLOT, SLOT + 1);
-    ivs_assert_kvm(vm->qts);
-    vm->bus = ivs_pci_bus(vm->qts);
-    vm->dev = ivs_dev_open(vm->qts, vm->bus, SLOT);
+    extra = g_strdup_printf("-chardev socket,id=c1,path=%s "
+                            "-device ivshmem-doorbell,chardev=c1,vectors=2,"
+                            "addr=%d", ivs_fake_socket(f2), SLOT + 1);
+    kvm_vm_launch(vm, extra);
     d2 = ivs_dev_open(vm->qts, vm->bus, SLOT + 1);
 
     ivs_msix_setup(vm->dev);

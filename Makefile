@@ -5,6 +5,7 @@
 #   make          build, then run the demo
 #   make check    build, then run the test suite
 #   make check-compat  also build the unmodified base, migrate to and from it
+#   make check-libvirt  Debian's libvirt drives the series' QEMU end to end
 #   make docs     build QEMU's manual with our documents, warnings as errors
 #   make series   write the series as patches against the base, checkpatch'd
 #   make series-check  also build every commit of the series on its own
@@ -14,7 +15,7 @@
 # QEMU_SRC=/path/to/qemu-10.0.x uses that tree as the base instead of
 # fetching Debian's source package.  See README.rst.
 
-.PHONY: all build demo docs check check-compat check-guest series series-check clean distclean fuzz bench
+.PHONY: all build demo docs check check-compat check-libvirt check-guest series series-check clean distclean fuzz bench
 
 all: demo
 
@@ -32,6 +33,9 @@ docs:
 
 check-compat:
 	@scripts/check-compat.sh
+
+check-libvirt:
+	@scripts/check-libvirt.sh
 
 check-guest: build
 	@tests/linux/run-linux-check.py

@@ -13,6 +13,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/units.h"
 #include "qapi/error.h"
 #include "hw/misc/ivshmem-common.h"
 #include "hw/qdev-properties.h"
@@ -121,12 +122,60 @@ bool ivshmem_check_size(uint64_t size, const char *shm_desc, Error **errp)
     return false;
 }
 
+/*
+ * The largest power-of-two BAR that fits, naturally aligned, into the
+ * machine's 32-bit PCI window.  That is the host bridge's "pci-hole-start"
+ * to "pci-hole-end" where it knows them (pc; q35 once firmware has set up
+ * MMCONFIG), else from its "below-4g-mem-size" to 4 GiB, else all of the
+ * 32-bit space.  Firmware may use only part of the window.
+ */
+static uint64_t ivshmem_max_bar32(PCIDevice *pdev)
+{
+    Object *host = OBJECT(BUS(pci_device_root_bus(pdev))->parent);
+    uint64_t start = 0, end = 0;
+
+    if (object_property_find(host, "pci-hole-end")) {
+        end = object_property_get_uint(host, "pci-hole-end", NULL);
+        start = object_property_get_uint(host, "pci-hole-start", NULL);
+    }
+    /* q35 reports [0, 1) until firmware has set up MMCONFIG. */
+    if (end < start + 1 * MiB) {
+        end = 4 * GiB;
+        start = object_property_find(host, "below-4g-mem-size") ?
+            object_property_get_uint(host, "below-4g-mem-size", NULL) : 0;
+    }
+    for (uint64_t size = 2 * GiB; size; size >>= 1) {
+        if (ROUND_UP(start, size) + size <= end) {
+            return size;
+        }
+    }
+    return 0;
+}
+
+static bool ivshmem_check_bar32(IvshmemState *s, uint64_t size, Error **errp)
+{
+    ERRP_GUARD();
+    uint64_t max = ivshmem_max_bar32(PCI_DEVICE(s));
+
+    if (size <= max) {
+        return true;
+    }
+    error_setg(errp, "use64=off: a 32-bit BAR2 of %" PRIu64 " bytes does not "
+               "fit below 4 GiB on this machine", size);
+    error_append_hint(errp, "The largest that fits is %" PRIu64 " bytes; "
+                      "use a smaller memory, or use64=on.\n", max);
+    return false;
+}
+
 bool ivshmem_common_realize(IvshmemState *s, MemoryRegion *shm,
                             const MemoryRegionOps *reg_ops, Error **errp)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
     bool master;
 
+    if (!s->use64 && !ivshmem_check_bar32(s, memory_region_size(shm), errp)) {
+        return false;
+    }
     /*
      * auto: the first peer of a server, and every ivshmem-plain.  Like
      * the original device, the answer replaces "auto" in the property.
@@ -158,7 +207,8 @@ bool ivshmem_common_realize(IvshmemState *s, MemoryRegion *shm,
     pci_register_bar(pdev, IVSHMEM_SHM_BAR,
                      PCI_BASE_ADDRESS_SPACE_MEMORY |
                      PCI_BASE_ADDRESS_MEM_PREFETCH |
-                     PCI_BASE_ADDRESS_MEM_TYPE_64, shm);
+                     (s->use64 ? PCI_BASE_ADDRESS_MEM_TYPE_64
+                               : PCI_BASE_ADDRESS_MEM_TYPE_32), shm);
 
     trace_ivshmem_realized(s, memory_region_size(shm), s->ivposition, master);
     return true;
@@ -179,6 +229,7 @@ void ivshmem_common_unrealize(IvshmemState *s)
 
 static const Property ivshmem_common_properties[] = {
     DEFINE_PROP_ON_OFF_AUTO("master", IvshmemState, master, ON_OFF_AUTO_OFF),
+    DEFINE_PROP_BOOL("use64", IvshmemState, use64, true),
 };
 
 static void ivshmem_common_class_init(ObjectClass *klass, void *data)
@@ -197,6 +248,10 @@ static void ivshmem_common_class_init(ObjectClass *klass, void *data)
         "on: this device migrates the shared memory's contents; off: it "
         "does not, and blocks migration; auto: on for ivshmem-plain and for "
         "peer 0 of an ivshmem server");
+    object_class_property_set_description(klass, "use64",
+        "on: BAR2 is a 64-bit BAR, which firmware may place above 4 GiB; "
+        "off: a 32-bit BAR below 4 GiB, for guests that cannot map a high "
+        "BAR (must match on a migration destination)");
     set_bit(DEVICE_CATEGORY_MISC, dc->categories);
 }
 

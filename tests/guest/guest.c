@@ -20,6 +20,7 @@
  *   hold=N                       ping waits for host_flag >= k before
  *                                message k * N (k = 1, 2, ...)
  *   verify=1                     pattern mode: check the host's pattern
+ *   bar32=1                      expect BAR2 32-bit, below 4 GiB (use64=off)
  *   timeout=S                    seconds to wait for anything (default 60)
  *   verbose=N                    print the first N messages: ping "sent <i>
  *                                on vector <v> payload <hex>" and "answer <i>
@@ -910,7 +911,13 @@ void guest_main(u32 *start_info)
         "flags %x\n", bar0.addr, bar0.size, bar1.addr, bar1.size,
         bar2.addr, bar2.size, bar2.flags);
     abi += bar0.size != 256 || (bar0.flags & 7) != 0;
-    abi += bar2.flags != 0xc || !bar2.size || (bar2.size & (bar2.size - 1));
+    /* bar32=1: the device has use64=off, so BAR2 is 32-bit, below 4 GiB. */
+    if (param_num("bar32", 0)) {
+        abi += bar2.flags != 0x8 || bar2.addr >= (1ull << 32);
+    } else {
+        abi += bar2.flags != 0xc;
+    }
+    abi += !bar2.size || (bar2.size & (bar2.size - 1));
     if (!bar0.addr || !bar2.addr || bar0.addr >= (1ull << 32)) {
         die("BARs not assigned");
     }

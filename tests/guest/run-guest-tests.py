@@ -127,11 +127,11 @@ class Env:
             '-chardev', 'socket,id=ivs,path=' + sock,
             '-device', 'ivshmem-doorbell,chardev=ivs,vectors=%d' % vectors])
 
-    def plain(self, name, machine, append, shmfile, size):
+    def plain(self, name, machine, append, shmfile, size, props=''):
         return self.qemu(name, machine, append, [
             '-object', 'memory-backend-file,id=shm,mem-path=%s,size=%s,'
                        'share=on' % (shmfile, size),
-            '-device', 'ivshmem-plain,memdev=shm'])
+            '-device', 'ivshmem-plain,memdev=shm' + props])
 
     def serial(self, name):
         try:
@@ -316,13 +316,20 @@ def test_doorbell(env, machine, vectors, third_peer):
         check_verbose_rtt(env, vectors)
 
 
-def test_plain(env, machine, size):
+def test_plain(env, machine, size, use64=True):
     shm = env.path('shm')
     with open(shm, 'wb') as f:
         f.truncate(int(size[:-1]) << {'M': 20, 'G': 30}[size[-1]])
     common = 'mode=plain count=%d' % COUNT
-    guests = [env.plain('ping', machine, 'role=ping ' + common, shm, size),
-              env.plain('pong', machine, 'role=pong ' + common, shm, size)]
+    props = ''
+    if not use64:
+        # The guest checks that SeaBIOS put a 32-bit BAR2 below 4 GiB.
+        common += ' bar32=1'
+        props = ',use64=off'
+    guests = [env.plain('ping', machine, 'role=ping ' + common, shm, size,
+                        props),
+              env.plain('pong', machine, 'role=pong ' + common, shm, size,
+                        props)]
     env.wait_guests(guests)
     for g in guests:
         check_exchange(env, g.name, COUNT, 0)
@@ -367,6 +374,10 @@ def main():
          lambda env: test_plain(env, 'q35', '1M')),
         ('plain pair, pc, 2 GiB: BAR2 above 4 GiB',
          lambda env: test_plain(env, 'pc', '2G')),
+        ('plain pair, pc, use64=off, 64 MiB: BAR2 32-bit below 4 GiB',
+         lambda env: test_plain(env, 'pc', '64M', use64=False)),
+        ('plain pair, q35, use64=off, 64 MiB: BAR2 32-bit below 4 GiB',
+         lambda env: test_plain(env, 'q35', '64M', use64=False)),
         ('plain pattern: host -> guest -> host through the backing file',
          lambda env: test_pattern(env, 'q35')),
     ]

@@ -199,6 +199,77 @@ static void test_plain_peer_destination(void)
     ivs_remove_path(dst_path);
 }
 
+/*
+ * use64=off migrates like the default when both ends have it.  When they
+ * differ, BAR2's type in the migrated PCI configuration does not match the
+ * destination's: the destination refuses the device state and exits.  The
+ * source has sent everything by then and waits, paused, to be resumed.
+ */
+static void test_plain_use64(void)
+{
+    g_autofree char *src_path = ivs_shm_path("mig-src");
+    g_autofree char *dst_path = ivs_shm_path("mig-dst");
+    const char *dev = "-device ivshmem-plain,id=iv0,memdev=m0,master=on";
+    int64_t deadline;
+    VM *src, *dst;
+
+    src = vm_new("-object memory-backend-file,id=m0,mem-path=%s,size=1M,"
+                 "share=on %s,addr=%d,use64=off", src_path, dev, SLOT);
+    dst = vm_new("-object memory-backend-file,id=m0,mem-path=%s,size=1M,"
+                 "share=on %s,addr=%d,use64=off -incoming defer", dst_path,
+                 dev, SLOT);
+    vm_open(src);
+    fill_pattern(src->dev, 0x5eed0007);
+    g_assert_true(ivs_migrate(src->qts, dst->qts, NULL));
+    ivs_wait_status(dst->qts, "running");
+    vm_open(dst);
+    check_pattern(dst->dev, 0x5eed0007);
+    g_assert_cmphex(qpci_config_readl(dst->dev->pdev, PCI_BASE_ADDRESS_2) &
+                    PCI_BASE_ADDRESS_MEM_TYPE_MASK, ==,
+                    PCI_BASE_ADDRESS_MEM_TYPE_32);
+    vm_free(dst);
+    vm_free(src);
+
+    src = vm_new("-object memory-backend-file,id=m0,mem-path=%s,size=1M,"
+                 "share=on %s,addr=%d,use64=off", src_path, dev, SLOT);
+    vm_open(src);
+    fill_pattern(src->dev, 0x5eed0007);
+    dst = vm_new("-object memory-backend-file,id=m0,mem-path=%s,size=1M,"
+                 "share=on %s,addr=%d -incoming defer", dst_path, dev, SLOT);
+    qtest_set_expected_status(dst->qts, EXIT_FAILURE);
+    ivs_migrate(src->qts, dst->qts, NULL);
+    qtest_wait_qemu(dst->qts);
+    vm_free(dst);
+    /*
+     * The source finished sending before the destination refused, and is
+     * paused (or saw the refusal first, failed, and runs on).
+     */
+    deadline = g_get_monotonic_time() + IVS_TIMEOUT_MS * 1000LL;
+    for (;;) {
+        QDict *r = qtest_qmp(src->qts, "{'execute': 'query-migrate'}");
+        const char *st = qdict_get_try_str(qdict_get_qdict(r, "return"),
+                                           "status");
+        bool completed = st && !strcmp(st, "completed");
+        bool failed = st && !strcmp(st, "failed");
+
+        qobject_unref(r);
+        if (completed) {
+            ivs_wait_status(src->qts, "postmigrate");
+            qtest_qmp_assert_success(src->qts, "{'execute': 'cont'}");
+        }
+        if (completed || failed) {
+            break;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(2000);
+    }
+    ivs_wait_status(src->qts, "running");
+    check_pattern(src->dev, 0x5eed0007);
+    vm_free(src);
+    ivs_remove_path(src_path);
+    ivs_remove_path(dst_path);
+}
+
 /* A peer blocks migration; the source keeps running. */
 static void test_plain_peer_blocks(void)
 {
@@ -401,6 +472,8 @@ int main(int argc, char **argv)
                    test_plain_same_file);
     qtest_add_func("/ivshmem-migration/plain/peer-destination",
                    test_plain_peer_destination);
+    qtest_add_func("/ivshmem-migration/plain/use64-off",
+                   test_plain_use64);
     qtest_add_func("/ivshmem-migration/plain/peer-blocks",
                    test_plain_peer_blocks);
     qtest_add_func("/ivshmem-migration/doorbell/master", test_doorbell);

@@ -549,6 +549,82 @@ static void test_master_off(void)
     ivs_remove_path(path);
 }
 
+/* ---- use64=off ---- */
+
+/*
+ * use64=off makes BAR2 a 32-bit prefetchable BAR (and BAR3 no BAR at all),
+ * which the guest can map below 4 GiB; memory that cannot fit there is
+ * refused, saying what would.
+ */
+typedef struct Use64Case {
+    const char *machine;
+    const char *too_big;        /* a size that does not fit */
+    const char *largest;        /* the error's "largest that fits" */
+} Use64Case;
+
+static void test_use64_off(const void *opaque)
+{
+    const Use64Case *c = opaque;
+    const char *machine = c->machine;
+    g_autofree char *path = ivs_shm_path("use64");
+    g_autofree char *big = NULL;
+    QTestState *qts;
+    QPCIBus *bus;
+    IvsDev *d;
+    uint32_t bar2;
+    uint8_t *host;
+    int fd;
+
+    qts = qtest_initf("-machine %s -nodefaults -m 32M "
+                      "-object memory-backend-file,id=m0,mem-path=%s,"
+                      "size=1M,share=on "
+                      "-device ivshmem-plain,id=iv0,memdev=m0,addr=%d,"
+                      "use64=off", machine, path, SLOT);
+    bus = ivs_pci_bus(qts);
+    d = ivs_dev_open(qts, bus, SLOT);
+    g_assert_cmphex(d->shm_size, ==, 1 * MiB);
+    bar2 = qpci_config_readl(d->pdev, PCI_BASE_ADDRESS_2);
+    g_assert_cmphex(bar2 & 0xf, ==, PCI_BASE_ADDRESS_SPACE_MEMORY |
+                    PCI_BASE_ADDRESS_MEM_TYPE_32 |
+                    PCI_BASE_ADDRESS_MEM_PREFETCH);
+    g_assert_cmphex(bar2 & PCI_BASE_ADDRESS_MEM_MASK, !=, 0);
+    g_assert_cmphex(qpci_config_readl(d->pdev, PCI_BASE_ADDRESS_3), ==, 0);
+
+    /* The guest's writes land in the shared file, and the host's show. */
+    qpci_io_writel(d->pdev, d->shm, 0x1000, 0x32b175ed);
+    fd = open(path, O_RDWR);
+    g_assert_cmpint(fd, >=, 0);
+    host = mmap(NULL, 1 * MiB, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    g_assert(host != MAP_FAILED);
+    close(fd);
+    g_assert_cmphex(ldl_le_p(host + 0x1000), ==, 0x32b175ed);
+    stl_le_p(host + 0x2000, 0xfeedf00d);
+    g_assert_cmphex(qpci_io_readl(d->pdev, d->shm, 0x2000), ==, 0xfeedf00d);
+    munmap(host, 1 * MiB);
+    ivs_dev_close(d);
+    qpci_free_pc(bus);
+    qtest_quit(qts);
+
+    /*
+     * Memory that cannot be a naturally aligned BAR in the 32-bit window:
+     * on pc the window ends at 0xfec00000; on q35 it is known only once
+     * firmware has set up MMCONFIG, so QEMU takes all above the RAM.
+     */
+    ivs_remove_path(path);
+    big = g_strdup_printf("-machine %s -m 32M -object memory-backend-file,"
+                          "id=m0,mem-path=%s,size=%s,share=on -device "
+                          "ivshmem-plain,memdev=m0,use64=off", machine, path,
+                          c->too_big);
+    ivs_assert_startup_fails(big, "use64=off: a 32-bit BAR2 of",
+                             "does not fit below 4 GiB", c->largest, NULL);
+    ivs_remove_path(path);
+}
+
+static const Use64Case use64_cases[] = {
+    { "pc", "2G", "The largest that fits is 1073741824 bytes" },
+    { "q35", "4G", "The largest that fits is 2147483648 bytes" },
+};
+
 /* ---- reset ---- */
 
 static void test_reset(void)
@@ -610,6 +686,10 @@ int main(int argc, char **argv)
     qtest_add_func("/ivshmem-plain/master/auto", test_master_auto);
     qtest_add_func("/ivshmem-plain/master/off", test_master_off);
     qtest_add_func("/ivshmem-plain/reset", test_reset);
+    qtest_add_data_func("/ivshmem-plain/use64-off/pc", &use64_cases[0],
+                        test_use64_off);
+    qtest_add_data_func("/ivshmem-plain/use64-off/q35", &use64_cases[1],
+                        test_use64_off);
 
     return g_test_run();
 }

@@ -29,6 +29,7 @@ struct IvshmemState {
 
     /* properties */
     OnOffAuto master;
+    bool use64;                 /* BAR2 is a 64-bit BAR */
 
     MemoryRegion regs;          /* BAR0 */
     MemoryRegion *shm;          /* BAR2, owned by the front end */

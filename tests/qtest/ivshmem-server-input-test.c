@@ -815,6 +815,41 @@ static void test_vectors_range(void)
     ivs_fake_free(f);
 }
 
+/* use64=off on the doorbell: a 32-bit BAR2, and the device works. */
+static void test_doorbell_use64_off(void)
+{
+    static const int peers[] = { PEER_ID };
+    IvsFake *f = ivs_fake_new(SHM_SIZE);
+    QTestState *qts;
+    QPCIBus *bus;
+    IvsDev *d;
+
+    ivs_fake_push_handshake(f, OWN_ID, peers, 1, 2);
+    ivs_fake_start(f);
+    qts = qtest_initf("-machine q35 -nodefaults -chardev socket,id=c0,path=%s "
+                      "-device ivshmem-doorbell,chardev=c0,vectors=2,addr=%d,"
+                      "use64=off", ivs_fake_socket(f), SLOT);
+    bus = ivs_pci_bus(qts);
+    d = ivs_dev_open(qts, bus, SLOT);
+    g_assert_cmphex(qpci_config_readl(d->pdev, PCI_BASE_ADDRESS_2) & 0xf, ==,
+                    PCI_BASE_ADDRESS_SPACE_MEMORY |
+                    PCI_BASE_ADDRESS_MEM_TYPE_32 |
+                    PCI_BASE_ADDRESS_MEM_PREFETCH);
+    g_assert_cmphex(d->shm_size, ==, SHM_SIZE);
+    qpci_io_writel(d->pdev, d->shm, 0, 0x600dbeef);
+    g_assert_cmphex(qpci_io_readl(d->pdev, d->shm, 0), ==, 0x600dbeef);
+    ivs_msix_setup(d);
+    ivs_doorbell(d, PEER_ID, 1);
+    g_assert_cmpuint(ivs_eventfd_wait(ivs_fake_eventfd(f, PEER_ID, 1)), ==,
+                     1);
+    ivs_eventfd_signal(ivs_fake_eventfd(f, OWN_ID, 0));
+    ivs_msix_wait(d, 0);
+    ivs_dev_close(d);
+    qpci_free_pc(bus);
+    qtest_quit(qts);
+    ivs_fake_free(f);
+}
+
 /* A message split over two writes is put together. */
 static void test_split_message(void)
 {
@@ -932,6 +967,7 @@ int main(int argc, char **argv)
     qtest_add_func("/ivshmem-server-input/after-realize/peer-fd-flags",
                    test_peer_fd_flags);
     qtest_add_func("/ivshmem-server-input/chardev-fd", test_chardev_fd);
+    qtest_add_func("/ivshmem-server-input/use64-off", test_doorbell_use64_off);
     qtest_add_func("/ivshmem-server-input/after-realize/split-message",
                    test_split_message);
     qtest_add_data_func("/ivshmem-server-input/after-realize/ioeventfd-on",

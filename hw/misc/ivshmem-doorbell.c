@@ -737,8 +737,9 @@ static QIOChannelSocket *ivshmem_server_channel(IvshmemDoorbellState *s,
 not_plain:
     error_setg(errp, "chardev '%s' is not a plain unix socket client",
                chr->label);
-    error_append_hint(errp, "Use -chardev socket,id=ID,path=PATH, without "
-                      "server, reconnect-ms, tls-creds, websocket or telnet "
+    error_append_hint(errp, "Use -chardev socket,id=ID,path=PATH (or fd= of "
+                      "a connected unix socket), without server, "
+                      "reconnect-ms, tls-creds, websocket or telnet "
                       "options.\n");
     return NULL;
 }

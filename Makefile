@@ -50,7 +50,7 @@ fuzz: build
 	@tests/fuzz-ivshmem/run.sh
 
 bench: build
-	@scripts/install-bench-deps.sh
+	@scripts/install-packages.sh gnuplot-nox
 	@scripts/build-base.sh
 	@python3 bench/run.py
 

@@ -1020,8 +1020,8 @@ def table(res):
 
 def plots(res):
     if not shutil.which('gnuplot'):
-        log('gnuplot not found: no plots (scripts/install-bench-deps.sh '
-            'installs it)')
+        log('gnuplot not found: no plots (make bench installs it: '
+            'scripts/install-packages.sh gnuplot-nox)')
         return
     term = 'set terminal pngcairo size 900,560 font ",10"\n'
     scripts = {}

@@ -12,18 +12,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$top/build}
 out=$build/docs
 
-pkgs="python3-sphinx python3-sphinx-rtd-theme"
-for p in $pkgs; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
-        if [ "$(id -u)" != 0 ]; then
-            echo "build-docs: $p is missing; install: $pkgs" >&2
-            exit 1
-        fi
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-            --no-install-recommends $pkgs
-        break
-    fi
-done
+"$top/scripts/install-packages.sh" python3-sphinx python3-sphinx-rtd-theme
 
 # The overlay (and the rest of the build) puts our documents in place.
 "$top/scripts/build.sh" > /dev/null

@@ -226,7 +226,9 @@ static void ivshmem_peer_remove(IvshmemDoorbellState *s, IvshmemPeer *peer)
 
 /*
  * Take @ov's count if it was rung, without blocking even if another
- * QEMU's socket code has just made the shared eventfd blocking.
+ * QEMU's socket code has just made the shared eventfd blocking.  The fd
+ * handler needs this too: under KVM the poll notifier, run from a vCPU,
+ * may take the count between the main loop's poll and the handler.
  */
 static bool ivshmem_vector_take(IvshmemOwnVector *ov)
 {

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
-# The ivshmem series: build it over a QEMU 10.0.x base, demo it, test it.
+# The ivshmem series: build it over a QEMU base, demo it, test it.
 #
 #   make          build, then run the demo
 #   make check    build, then run the test suite
@@ -12,8 +12,14 @@
 #   make fuzz     build, then fuzz the ivshmem server and client libraries
 #   make bench    build this and the unmodified base, then benchmark both
 #
-# QEMU_SRC=/path/to/qemu-10.0.x uses that tree as the base instead of
-# fetching Debian's source package.  See README.rst.
+# BASE=10.2 (default) builds on QEMU 10.2.2, the primary base; BASE=10.0
+# on QEMU 10.0.13 through the backport layer in backport/10.0/, in
+# build/10.0/ (make BASE=10.0 check, make BASE=10.0 series).
+# QEMU_SRC=/path/to/qemu uses that tree as the base instead of fetching
+# Debian's source package.  See README.rst.
+
+BASE ?= 10.2
+export BASE
 
 .PHONY: all build demo docs check check-compat check-libvirt check-guest series series-check clean distclean fuzz bench
 

@@ -1,9 +1,11 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
-# Build the unmodified base next to the series, for the benchmarks that
-# compare the two: build/base/qemu gets qemu-system-x86_64 and the base's
-# contrib/ivshmem-server.  Same configuration and device set as ours, plus
+# Build the unmodified QEMU that is in service, 10.0.x (Debian stable's),
+# next to the series, for the migration compatibility checks and the
+# benchmarks: build/base/qemu gets qemu-system-x86_64 and the base's
+# contrib/ivshmem-server.  It is 10.0 whichever base the series is built
+# on ($BASE), and built once for both.  Same configuration and device set as ours, plus
 # --enable-tools (the base builds its ivshmem server only with the tools).
 #
 # The tree is laid out like ours (build/base/src, build/base/qemu), and
@@ -13,8 +15,7 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD:-$top/build}
-dir=$build/base
+dir=${UNMODIFIED_BUILD:-$top/build/base}
 src=$dir/src
 obj=$dir/qemu
 # Let ccache share objects between clones in different directories.
@@ -22,7 +23,7 @@ export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$top}
 export CCACHE_NOHASHDIR=1
 
 "$top/scripts/install-deps.sh"
-base=$("$top/scripts/fetch-base.sh")
+base=$(BASE=10.0 "$top/scripts/fetch-base.sh")
 mkdir -p "$dir"
 exec 9> "$dir/.lock"
 flock 9
@@ -37,6 +38,7 @@ if ! [ -f "$src/.complete" ]; then
 fi
 
 # The base is not ours to hold to -Werror.
-"$top/scripts/configure-qemu.sh" "$src" "$obj" --enable-tools --disable-werror
+IVSHMEM_TARGETS=x86_64 \
+    "$top/scripts/configure-qemu.sh" "$src" "$obj" --enable-tools --disable-werror
 
 ninja -C "$obj" qemu-system-x86_64 contrib/ivshmem-server/ivshmem-server

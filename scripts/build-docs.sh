@@ -9,7 +9,7 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD:-$top/build}
+. "$top/scripts/base-env.sh"
 out=$build/docs
 
 "$top/scripts/install-packages.sh" python3-sphinx python3-sphinx-rtd-theme

@@ -6,15 +6,18 @@
 #   install deps -> fetch base (cached) -> overlay -> configure (once) -> ninja
 #
 # Environment:
-#   QEMU_SRC=/path     use this QEMU 10.0.x tree as the base instead of
+#   BASE=10.2|10.0     the QEMU base (scripts/base-versions; default 10.2)
+#   QEMU_SRC=/path     use this QEMU tree (of $BASE) as the base instead of
 #                      fetching Debian's source package
+#   IVSHMEM_TARGETS    system emulators to build (default x86_64 aarch64 ppc64)
 #   IVSHMEM_CACHE=dir  where the fetched base is cached (~/.cache/ivshmem-series)
-#   BUILD=dir          build directory (default: build/ in the clone)
+#   BUILD=dir          build directory (default: build/ in the clone for
+#                      10.2, build/10.0/ for the backport)
 
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD:-$top/build}
+. "$top/scripts/base-env.sh"
 src=$build/src
 obj=$build/qemu
 
@@ -37,7 +40,8 @@ echo "$base" > "$build/base-path"
 
 # Regenerate the build graph first: a changed meson.build may add tests.
 ninja -C "$obj" build.ninja > /dev/null
-targets="qemu-system-x86_64 contrib/ivshmem-server/ivshmem-server
+targets="$(sed 's/-softmmu//g; s/,/ /g; s/[^ ]*/qemu-system-&/g' "$obj/.ivshmem-targets")
+         contrib/ivshmem-server/ivshmem-server
          contrib/ivshmem-client/ivshmem-client"
 # Test executables of the series (and only those: the rest of QEMU's
 # test suite is not ours to build).

@@ -15,9 +15,9 @@
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD:-$top/build}
+. "$top/scripts/base-env.sh"
 obj=$build/qemu
-base_qemu=$build/base/qemu/qemu-system-x86_64
+base_qemu=${UNMODIFIED_BUILD:-$top/build/base}/qemu/qemu-system-x86_64
 
 fail() {
     echo "check-compat: $*"

@@ -12,7 +12,7 @@
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD:-$top/build}
+. "$top/scripts/base-env.sh"
 obj=$build/qemu
 pkgs="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients"
 

@@ -9,7 +9,7 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD:-$top/build}
+. "$top/scripts/base-env.sh"
 work=$build/series-work
 obj=$build/series-obj
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$top}

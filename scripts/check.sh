@@ -13,7 +13,7 @@
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD:-$top/build}
+. "$top/scripts/base-env.sh"
 obj=$build/qemu
 
 "$top/scripts/build.sh" || { echo "check: the build failed"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }

@@ -8,7 +8,9 @@
 #
 # Used for the series (scripts/build.sh) and for the unmodified base the
 # benchmarks compare against (scripts/build-base.sh), so the two differ
-# only in EXTRA_CONFIGURE_ARG.
+# only in EXTRA_CONFIGURE_ARG.  IVSHMEM_TARGETS names the system emulators
+# (default: x86_64 aarch64 ppc64); each gets the device set in
+# configs/devices/<target>-softmmu/ivshmem-series.mak.
 
 set -euo pipefail
 
@@ -24,6 +26,19 @@ if command -v ccache > /dev/null; then
     cc_args=(--cc="ccache cc")
 fi
 
+targets=${IVSHMEM_TARGETS:-x86_64 aarch64 ppc64}
+target_args=()
+list=
+for t in $targets; do
+    list=${list:+$list,}$t-softmmu
+    target_args+=(--with-devices-$t=ivshmem-series)
+done
+
+# A build configured for other targets is configured again.
+if [ -f "$obj/build.ninja" ] && [ "$(cat "$obj/.ivshmem-targets" 2>/dev/null)" != "$list" ]; then
+    rm -f "$obj/build.ninja"
+fi
+
 if ! [ -f "$obj/build.ninja" ]; then
     rm -rf "$obj"
     mkdir -p "$obj"
@@ -32,11 +47,12 @@ if ! [ -f "$obj/build.ninja" ]; then
         "$src/configure" \
             "${cc_args[@]}" \
             --python=/usr/bin/python3 \
-            --target-list=x86_64-softmmu \
+            --target-list="$list" \
             --without-default-features \
             --without-default-devices \
-            --with-devices-x86_64=ivshmem-series \
+            "${target_args[@]}" \
             --enable-kvm \
+            --enable-fdt=system \
             --enable-trace-backends=log \
             --disable-docs \
             --disable-install-blobs \
@@ -47,14 +63,16 @@ if ! [ -f "$obj/build.ninja" ]; then
         echo "configure-qemu: configure failed, see $log" >&2
         exit 1
     }
+    echo "$list" > "$obj/.ivshmem-targets"
 fi
 
 # Firmware: Debian's QEMU source has no binary blobs; use seabios and
-# qemu-system-data's option ROMs.
+# qemu-system-data's option ROMs and pseries firmware (SLOF, VOF).
 fw=$obj/qemu-bundle/usr/local/share/qemu
 mkdir -p "$fw"
 for f in /usr/share/seabios/*.bin /usr/share/qemu/linuxboot_dma.bin \
-         /usr/share/qemu/kvmvapic.bin /usr/share/qemu/pvh.bin; do
+         /usr/share/qemu/kvmvapic.bin /usr/share/qemu/pvh.bin \
+         /usr/share/qemu/slof.bin /usr/share/qemu/vof.bin; do
     if [ -e "$f" ]; then
         ln -sf "$f" "$fw/"
     fi

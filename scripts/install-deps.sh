@@ -3,9 +3,10 @@
 #
 # Install what building the series needs on Debian 12 (bookworm), as root.
 #
-# Adds bookworm-backports (binary, for meson >= 1.5) and trixie as a
-# source-only entry (for the QEMU 10.0.x source package).  A trixie binary
-# entry would make apt upgrade libc on the next install, so we never add one.
+# Adds bookworm-backports (binary, for meson >= 1.5), and trixie and sid as
+# source-only entries (for the QEMU 10.0.x and 10.2.x source packages, see
+# scripts/base-versions).  A trixie or sid binary entry would make apt
+# upgrade libc on the next install, so we never add one.
 # Idempotent: a second run only checks that everything is there.
 
 set -euo pipefail
@@ -21,7 +22,7 @@ have_all() {
     for p in $PKGS; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || return 1
     done
-    grep -qs trixie /etc/apt/sources.list.d/ivshmem-series.sources || return 1
+    grep -qs 'Suites: sid' /etc/apt/sources.list.d/ivshmem-series.sources || return 1
 }
 
 if have_all; then
@@ -37,7 +38,7 @@ fi
 if ! [ -r /etc/debian_version ] || ! grep -q '^12' /etc/debian_version; then
     echo "install-deps: this script knows Debian 12 only; on another system install" >&2
     echo "install-deps: meson (>= 1.5) and the equivalents of: $PKGS" >&2
-    echo "install-deps: and point the build at a QEMU 10.0.x tree with QEMU_SRC=/path" >&2
+    echo "install-deps: and point the build at a QEMU tree with QEMU_SRC=/path (and BASE=10.2 or 10.0)" >&2
     exit 1
 fi
 
@@ -50,11 +51,12 @@ Suites: bookworm-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
-# trixie, source packages only: the QEMU 10.0.x base.  Never add a binary
-# trixie entry here: apt would upgrade libc and python on the next install.
+# trixie and sid, source packages only: the QEMU 10.0.x and 10.2.x bases.
+# Never add a binary entry for them here: apt would upgrade libc and python
+# on the next install.
 Types: deb-src
 URIs: http://deb.debian.org/debian
-Suites: trixie
+Suites: trixie sid
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC

@@ -8,7 +8,8 @@
 # 1. hard-link copy the base into a staging tree (cheap, base untouched),
 # 2. delete the base's own ivshmem implementation, server, client, qtest
 #    and docs (listed in scripts/base-ivshmem-files),
-# 3. copy the series' own files in at their QEMU paths,
+# 3. copy the series' own files in at their QEMU paths (for a stable
+#    backport base, as scripts/ours.sh adapts them to its API),
 # 4. apply our small diffs to QEMU-owned files (patches/*.patch, in order),
 # 5. sync the staging tree into SRC_TREE by content, so files that did not
 #    change keep their mtime and ninja rebuilds only what really changed.
@@ -26,6 +27,7 @@ die() {
 }
 
 [ -f "$base/VERSION" ] || die "$base is not a QEMU tree"
+ours=$("$top/scripts/ours.sh" "$src.ours")
 
 # One overlay at a time per tree: the staging tree is shared.
 mkdir -p "$(dirname "$src")"
@@ -46,22 +48,24 @@ done < "$top/scripts/base-ivshmem-files"
 # 3. Our files.  Remove before copying: the staging tree is hard-linked to
 # the cached base, and writing through a link would corrupt the cache.
 (
-    cd "$top"
+    cd "$ours"
     for d in hw include contrib tests docs; do
         if [ -d "$d" ]; then find "$d" -type f ! -name "*~" ! -name ".*"; fi
     done
 ) | while read -r path; do
     mkdir -p "$(dirname "$stage/$path")"
     rm -f "$stage/$path"
-    cp "$top/$path" "$stage/$path"
+    cp "$ours/$path" "$stage/$path"
 done
 
-# Our minimal device set (not part of the series) for configure.
-cp "$top/configs/devices/x86_64-softmmu/ivshmem-series.mak" \
-   "$stage/configs/devices/x86_64-softmmu/"
+# Our minimal device sets (not part of the series) for configure.
+for mak in "$ours"/configs/devices/*/ivshmem-series.mak; do
+    t=$(basename "$(dirname "$mak")")
+    cp "$mak" "$stage/configs/devices/$t/"
+done
 
 # 4. Our diffs to files QEMU owns.
-for p in "$top"/patches/*.patch; do
+for p in "$ours"/patches/*.patch; do
     [ -e "$p" ] || continue
     files=$(sed -n 's|^+++ b/\([^[:space:]]*\).*|\1|p' "$p")
     for f in $files; do

@@ -232,7 +232,7 @@ static const Property ivshmem_common_properties[] = {
     DEFINE_PROP_BOOL("use64", IvshmemState, use64, true),
 };
 
-static void ivshmem_common_class_init(ObjectClass *klass, void *data)
+static void ivshmem_common_class_init(ObjectClass *klass, const void *data)
 {
     DeviceClass *dc = DEVICE_CLASS(klass);
     PCIDeviceClass *k = PCI_DEVICE_CLASS(klass);
@@ -261,7 +261,7 @@ static const TypeInfo ivshmem_common_info = {
     .instance_size = sizeof(IvshmemState),
     .class_init = ivshmem_common_class_init,
     .abstract = true,
-    .interfaces = (InterfaceInfo[]) {
+    .interfaces = (const InterfaceInfo[]) {
         { INTERFACE_CONVENTIONAL_PCI_DEVICE },
         { },
     },

@@ -80,7 +80,7 @@ struct IvshmemDoorbellState {
     IvshmemState parent_obj;
 
     /* properties */
-    CharBackend chr;
+    CharFrontend chr;
     uint32_t vectors;
     bool ioeventfd;
     uint32_t setup_timeout_ms;
@@ -973,7 +973,7 @@ static const Property ivshmem_doorbell_properties[] = {
                        setup_timeout_ms, IVSHMEM_DEFAULT_SETUP_TIMEOUT),
 };
 
-static void ivshmem_doorbell_class_init(ObjectClass *klass, void *data)
+static void ivshmem_doorbell_class_init(ObjectClass *klass, const void *data)
 {
     DeviceClass *dc = DEVICE_CLASS(klass);
     PCIDeviceClass *k = PCI_DEVICE_CLASS(klass);

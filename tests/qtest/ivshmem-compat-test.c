@@ -78,7 +78,7 @@ static Guest *guest_start(Side side, const char *fmt, ...)
     args = g_strdup_printf("-machine pc -nodefaults -m 32M %s", dev_args);
     g_test_message("%s QEMU (%s): %s", side_name(side),
                    g_getenv(side_env(side)), args);
-    g->qts = qtest_init_with_env(side_env(side), args, true);
+    g->qts = qtest_init_ext(side_env(side), args, NULL, true);
     g->bus = ivs_pci_bus(g->qts);
     return g;
 }

@@ -16,3 +16,10 @@ CONFIG_IVSHMEM_DEVICE=y
 # Test guests: serial console, and isa-debug-exit to report a status.
 CONFIG_ISA_DEBUG=y
 CONFIG_SERIAL_ISA=y
+
+# QEMU 10.2's ACPI tables call into the CXL host code, which a device set
+# without CXL does not link (cxl_fmws_get_all_sorted has no stub); CXL
+# depends on the PCI expander bridge and links only with its memory device.
+CONFIG_PXB=y
+CONFIG_CXL=y
+CONFIG_CXL_MEM_DEVICE=y

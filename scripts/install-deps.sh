@@ -22,7 +22,7 @@ have_all() {
     for p in $PKGS; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || return 1
     done
-    grep -qs 'Suites: sid' /etc/apt/sources.list.d/ivshmem-series.sources || return 1
+    grep -qsE '^Suites: trixie sid$' /etc/apt/sources.list.d/ivshmem-series.sources || return 1
 }
 
 if have_all; then

@@ -2,10 +2,11 @@
 /*
  * qtest: ivshmem devices migrate between an unmodified QEMU and this one.
  *
- * QTEST_QEMU_BINARY is the QEMU under test (the series'), and
- * QTEST_QEMU_BINARY_BASE an unmodified QEMU of the release the series
- * applies to; without the latter every case skips, saying so.  Each case
- * runs a master device on one binary, migrates it to the other and
+ * QTEST_QEMU_BINARY is the QEMU under test (the series', on any base), and
+ * QTEST_QEMU_BINARY_BASE an unmodified QEMU 10.0, the release in service;
+ * without the latter every case skips, saying so.  Each case runs, on one
+ * of 10.0's versioned machine types (pc-i440fx-10.0 and pc-q35-10.0), a
+ * master device on one binary, migrates it to the other and
  * checks on the destination what the guest had set up on the source:
  * the shared memory written through BAR2, INTRMASK and INTRSTATUS, the
  * BAR addresses, for ivshmem-doorbell the MSI-X table (address, data,
@@ -42,7 +43,7 @@ typedef enum Side {
 } Side;
 
 typedef struct Case {
-    const char *path;
+    const char *machine;
     bool doorbell;
     bool one_file;              /* plain: source and destination share it */
     Side src, dst;
@@ -64,8 +65,10 @@ static const char *side_name(Side side)
     return side == SIDE_BASE ? "base" : "series";
 }
 
-static Guest *guest_start(Side side, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-static Guest *guest_start(Side side, const char *fmt, ...)
+static Guest *guest_start(Side side, const char *machine,
+                          const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static Guest *guest_start(Side side, const char *machine,
+                          const char *fmt, ...)
 {
     Guest *g = g_new0(Guest, 1);
     g_autofree char *dev_args = NULL;
@@ -75,7 +78,8 @@ static Guest *guest_start(Side side, const char *fmt, ...)
     va_start(ap, fmt);
     dev_args = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    args = g_strdup_printf("-machine pc -nodefaults -m 32M %s", dev_args);
+    args = g_strdup_printf("-machine %s -nodefaults -m 32M %s", machine,
+                           dev_args);
     g_test_message("%s QEMU (%s): %s", side_name(side),
                    g_getenv(side_env(side)), args);
     g->qts = qtest_init_ext(side_env(side), args, NULL, true);
@@ -349,9 +353,9 @@ static void test_plain(const void *opaque)
         return;
     }
     ivs_watchdog(120);
-    src = guest_start(c->src, "-object memory-backend-file,id=m0,size=1M,"
+    src = guest_start(c->src, c->machine, "-object memory-backend-file,id=m0,size=1M,"
                       "mem-path=%s,share=on %s,addr=%d", src_file, dev, SLOT);
-    dst = guest_start(c->dst, "-object memory-backend-file,id=m0,size=1M,"
+    dst = guest_start(c->dst, c->machine, "-object memory-backend-file,id=m0,size=1M,"
                       "mem-path=%s,share=on %s,addr=%d -incoming defer",
                       dst_file, dev, SLOT);
     src->dev = ivs_dev_open(src->qts, src->bus, SLOT);
@@ -398,9 +402,9 @@ static void test_doorbell(const void *opaque)
     }
     ivs_watchdog(120);
     dst_server = ivs_server_start(server_args);
-    src = guest_start(c->src, "-chardev socket,id=c0,path=%s %s",
+    src = guest_start(c->src, c->machine, "-chardev socket,id=c0,path=%s %s",
                       src_server->socket, dev);
-    dst = guest_start(c->dst, "-chardev socket,id=c0,path=%s %s "
+    dst = guest_start(c->dst, c->machine, "-chardev socket,id=c0,path=%s %s "
                       "-incoming defer", dst_server->socket, dev);
 
     src->dev = ivs_dev_open(src->qts, src->bus, SLOT);
@@ -422,7 +426,7 @@ static void test_doorbell(const void *opaque)
      * until the guest unmasks it.
      */
     ivs_msix_clear(dst->dev);
-    peer = guest_start(SIDE_SERIES, "-chardev socket,id=c0,path=%s "
+    peer = guest_start(SIDE_SERIES, c->machine, "-chardev socket,id=c0,path=%s "
                        "-device ivshmem-doorbell,id=db0,chardev=c0,"
                        "vectors=%d,addr=%d", dst_server->socket, NR_VECTORS,
                        SLOT);
@@ -444,12 +448,15 @@ static void test_doorbell(const void *opaque)
     ivs_watchdog(0);
 }
 
-static void add_case(const char *path, bool doorbell, bool one_file,
-                     Side src, Side dst)
+static void add_case(const char *machine, const char *what, bool doorbell,
+                     bool one_file, Side src, Side dst)
 {
     Case *c = g_new0(Case, 1);
+    g_autofree char *path = g_strdup_printf("/ivshmem-compat/%s/%s/%s-to-%s",
+                                            machine, what, side_name(src),
+                                            side_name(dst));
 
-    c->path = path;
+    c->machine = machine;
     c->doorbell = doorbell;
     c->one_file = one_file;
     c->src = src;
@@ -459,20 +466,25 @@ static void add_case(const char *path, bool doorbell, bool one_file,
 
 int main(int argc, char **argv)
 {
+    /*
+     * The versioned machine types of the base: a VM started on QEMU 10.0
+     * keeps its machine type when it migrates to a newer QEMU and back.
+     */
+    static const char *const machines[] = { "pc-i440fx-10.0", "pc-q35-10.0" };
+    int i;
+
     g_test_init(&argc, &argv, NULL);
 
-    add_case("/ivshmem-compat/plain/base-to-series", false, false,
-             SIDE_BASE, SIDE_SERIES);
-    add_case("/ivshmem-compat/plain/series-to-base", false, false,
-             SIDE_SERIES, SIDE_BASE);
-    add_case("/ivshmem-compat/plain-one-file/base-to-series", false, true,
-             SIDE_BASE, SIDE_SERIES);
-    add_case("/ivshmem-compat/plain-one-file/series-to-base", false, true,
-             SIDE_SERIES, SIDE_BASE);
-    add_case("/ivshmem-compat/doorbell/base-to-series", true, false,
-             SIDE_BASE, SIDE_SERIES);
-    add_case("/ivshmem-compat/doorbell/series-to-base", true, false,
-             SIDE_SERIES, SIDE_BASE);
+    for (i = 0; i < ARRAY_SIZE(machines); i++) {
+        add_case(machines[i], "plain", false, false, SIDE_BASE, SIDE_SERIES);
+        add_case(machines[i], "plain", false, false, SIDE_SERIES, SIDE_BASE);
+        add_case(machines[i], "plain-one-file", false, true,
+                 SIDE_BASE, SIDE_SERIES);
+        add_case(machines[i], "plain-one-file", false, true,
+                 SIDE_SERIES, SIDE_BASE);
+        add_case(machines[i], "doorbell", true, false, SIDE_BASE, SIDE_SERIES);
+        add_case(machines[i], "doorbell", true, false, SIDE_SERIES, SIDE_BASE);
+    }
 
     return g_test_run();
 }

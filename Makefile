@@ -61,7 +61,7 @@ bench: build
 	@python3 bench/run.py
 
 clean:
-	rm -rf build/qemu build/src build/src.stage series
+	rm -rf build/qemu build/src build/src.stage series series-*
 
 distclean:
-	rm -rf build series
+	rm -rf build series series-*

@@ -16,9 +16,10 @@ export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$top}
 export CCACHE_NOHASHDIR=1
 
 [ -d "$work/.git" ] || { echo "check-series-builds: run make series first" >&2; exit 1; }
-# Our device set is not part of the series; git leaves untracked files be.
-cp "$top/configs/devices/x86_64-softmmu/ivshmem-series.mak" \
-   "$work/configs/devices/x86_64-softmmu/"
+# Our device sets are not part of the series; git leaves untracked files be.
+for mak in "$top"/configs/devices/*/ivshmem-series.mak; do
+    cp "$mak" "$work/configs/devices/$(basename "$(dirname "$mak")")/"
+done
 
 head=$(git -C "$work" rev-parse HEAD)
 trap 'git -C "$work" checkout -q "$head"' EXIT
@@ -29,9 +30,9 @@ for rev in $(git -C "$work" rev-list --reverse base..HEAD); do
     "$top/scripts/configure-qemu.sh" "$work" "$obj"
     # Regenerate first: the build graph may still be that of another commit.
     ninja -C "$obj" build.ninja > "$obj.log" 2>&1 || true
-    # Whatever ivshmem programs this commit has, plus the emulator.
-    targets="qemu-system-x86_64 $(ninja -C "$obj" -t targets all |
-        awk -F': ' '$2 == "c_LINKER" && $1 ~ /ivshmem/ { print $1 }')"
+    # Whatever ivshmem programs this commit has, plus the emulators.
+    targets="$(ninja -C "$obj" -t targets all |
+        awk -F': ' '$2 == "c_LINKER" && $1 ~ /ivshmem|^qemu-system-/ { print $1 }')"
     # shellcheck disable=SC2086
     if ninja -C "$obj" $targets > "$obj.log" 2>&1; then
         echo "ok - $subject"

@@ -6,7 +6,10 @@
 # checkpatch.pl run over every patch (an error fails).  Then check that the
 # patches apply with `git am` to a fresh copy of the base.
 #
-#   make-series.py BASE_TREE OUTPUT_DIR WORK_DIR
+#   make-series.py BASE_TREE OUTPUT_DIR WORK_DIR [FILES_DIR]
+#
+# FILES_DIR holds the series' files and patches/ (default: this clone);
+# for a stable backport it is the tree scripts/ours.sh made.
 
 import fnmatch
 import glob
@@ -16,6 +19,7 @@ import subprocess
 import sys
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SRC = TOP
 AUTHOR = 'ivshmem series <ivshmem-series@localhost>'
 OUR_DIRS = ('hw', 'include', 'contrib', 'tests', 'docs')
 
@@ -58,10 +62,10 @@ def parse_plan(path):
 def our_files():
     out = []
     for d in OUR_DIRS:
-        for root, _, names in os.walk(os.path.join(TOP, d)):
+        for root, _, names in os.walk(os.path.join(SRC, d)):
             for n in names:
                 if not n.endswith('~') and not n.startswith('.'):
-                    out.append(os.path.relpath(os.path.join(root, n), TOP))
+                    out.append(os.path.relpath(os.path.join(root, n), SRC))
     return sorted(out)
 
 
@@ -77,12 +81,12 @@ def assign_files(commits, exclude):
             die('%s belongs to %d commits of the plan, not one' % (f, len(hits)))
         owner.setdefault(hits[0], []).append(f)
     used = [p for c in commits for p in c['patches']]
-    for p in sorted(os.listdir(os.path.join(TOP, 'patches'))):
+    for p in sorted(os.listdir(os.path.join(SRC, 'patches'))):
         if p.endswith('.patch') and used.count(p) != 1:
             die('patches/%s is used %d times in the plan, not once'
                 % (p, used.count(p)))
     for p in used:
-        if not os.path.exists(os.path.join(TOP, 'patches', p)):
+        if not os.path.exists(os.path.join(SRC, 'patches', p)):
             die('the plan names patches/%s, which does not exist' % p)
     return owner
 
@@ -118,9 +122,9 @@ def make_commit(work, commit, files):
     for f in files:
         dst = os.path.join(work, f)
         os.makedirs(os.path.dirname(dst), exist_ok=True)
-        shutil.copy(os.path.join(TOP, f), dst)
+        shutil.copy(os.path.join(SRC, f), dst)
     for p in commit['patches']:
-        with open(os.path.join(TOP, 'patches', p)) as f:
+        with open(os.path.join(SRC, 'patches', p)) as f:
             r = subprocess.run(['patch', '-p1', '-s', '--no-backup-if-mismatch'],
                                cwd=work, stdin=f, capture_output=True, text=True)
         if r.returncode:
@@ -159,7 +163,10 @@ def checkpatch(work, patches):
 
 
 def main():
+    global SRC
     base, out, work = (os.path.abspath(a) for a in sys.argv[1:4])
+    if len(sys.argv) > 4:
+        SRC = os.path.abspath(sys.argv[4])
     commits, exclude = parse_plan(os.path.join(TOP, 'scripts', 'series-plan.txt'))
     owner = assign_files(commits, exclude)
     version = open(os.path.join(base, '.ivshmem-base-version')).read().strip() \

@@ -353,9 +353,11 @@ static void test_plain(const void *opaque)
         return;
     }
     ivs_watchdog(120);
-    src = guest_start(c->src, c->machine, "-object memory-backend-file,id=m0,size=1M,"
+    src = guest_start(c->src, c->machine,
+                      "-object memory-backend-file,id=m0,size=1M,"
                       "mem-path=%s,share=on %s,addr=%d", src_file, dev, SLOT);
-    dst = guest_start(c->dst, c->machine, "-object memory-backend-file,id=m0,size=1M,"
+    dst = guest_start(c->dst, c->machine,
+                      "-object memory-backend-file,id=m0,size=1M,"
                       "mem-path=%s,share=on %s,addr=%d -incoming defer",
                       dst_file, dev, SLOT);
     src->dev = ivs_dev_open(src->qts, src->bus, SLOT);

@@ -143,6 +143,11 @@ def cover_letter(out, commits, version):
                         'set up synchronously, and a production server')
     blurb = open(os.path.join(TOP, 'scripts', 'series-cover.txt')).read()
     blurb += '\nBased on QEMU %s.\n' % version
+    if os.environ.get('BASE', '10.2') != '10.2':
+        blurb += ('This is the stable backport of the series for QEMU 10.2: '
+                  'the same commits,\nwith only the API spellings of this '
+                  'QEMU (backport/%s/ in the series\' repository).\n'
+                  % os.environ['BASE'])
     text = text.replace('*** BLURB HERE ***', blurb.strip())
     open(path, 'w').write(text)
 

@@ -9,6 +9,7 @@
  * nothing else anywhere; a masked vector must only set its PBA bit until
  * it is unmasked; and swapping two vectors' MSI-X entries must swap where
  * their messages arrive, which shows that the sink tells vectors apart.
+ * Where the sink cannot see messages, it must say so.
  * On aarch64 both devices' vectors have the same address and data (the
  * ITS's doorbell, event ID = vector), so there the requester ID alone
  * keeps the devices apart.
@@ -213,6 +214,32 @@ static void test_swapped_entries(void)
     rig_stop(r);
 }
 
+/* The sink names a reason where it cannot see messages, @what in it. */
+static void assert_unobservable(const char *args, const char *what)
+{
+    QTestState *qts = qtest_initf("%s -nodefaults", args);
+    const char *why = ivs_msi_unobservable(qts);
+
+    g_assert_nonnull(why);
+    g_test_message("%s: %s", args, why);
+    g_assert_nonnull(strstr(why, what));
+    qtest_quit(qts);
+}
+
+static void test_unobservable(void)
+{
+    if (!strcmp(qtest_get_arch(), "aarch64")) {
+        /* GICv2 has no ITS (the virt machine's MSIs go to GICv2m). */
+        assert_unobservable("-machine virt,gic-version=2 -cpu max", "ITS");
+    } else if (!strcmp(qtest_get_arch(), "ppc64")) {
+        assert_unobservable("-machine pseries", "ic-mode=dual");
+        assert_unobservable("-machine pseries,ic-mode=xive", "ic-mode=xive");
+    } else if (ivs_require_kvm()) {
+        /* Paused: the vCPU would run the firmware. */
+        assert_unobservable("-machine pc -accel kvm -S", "KVM");
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -220,5 +247,6 @@ int main(int argc, char **argv)
     qtest_add_func("/ivshmem-msi/each-vector", test_each_vector);
     qtest_add_func("/ivshmem-msi/masked", test_masked);
     qtest_add_func("/ivshmem-msi/swapped-entries", test_swapped_entries);
+    qtest_add_func("/ivshmem-msi/unobservable", test_unobservable);
     return g_test_run();
 }

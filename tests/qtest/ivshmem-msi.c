@@ -169,8 +169,8 @@ static void msix_unmask(QPCIDevice *pdev, int vector)
  * vanishes in it.  A message to any other address is a plain write of its
  * data there, so each vector writes data of its own to a word of its own:
  * the word shows which vector sent what, and the test clears it.
- * Low RAM that no firmware uses under qtest, apart from the words the
- * other ivshmem qtests use (IVS_MSIX_RAM).
+ * Low RAM that no firmware uses under qtest, clear of the words that
+ * ivshmem-utils' own MSI-X helpers use (IVS_MSIX_RAM).
  */
 #define X86_RAM                 0x800000ULL
 #define X86_RAM_PER_DEV         (2048 * 4)
@@ -254,9 +254,12 @@ static bool ram_take(IvsMsi *m, IvsMsiDev *d, int vector)
 #define ITS_CMD_MAPTI           0x0a
 #define ITS_CMD_INVALL          0x0d
 #define ITS_CMD_SIZE            32
+#define ITS_CMD_VALID           (1ull << 63)
+/* The one collection, on CPU 0. */
+#define ITS_ICID                0
 
 /*
- * The tables, 64 KiB into RAM (the default 128 MiB of RAM holds them):
+ * The tables, 64 MiB into RAM (the default 128 MiB of RAM holds them):
  * one 64 KiB page each for the device and collection tables, one 4 KiB
  * page of commands, the LPI configuration and pending tables for 14 bits
  * of interrupt IDs (8192 LPIs), and the devices' translation tables.
@@ -392,9 +395,8 @@ static void its_init(IvsMsi *m)
     g_assert_cmphex(qtest_readl(qts, VIRT_ITS + GITS_CTLR) &
                     GITS_CTLR_ENABLED, ==, GITS_CTLR_ENABLED);
 
-    /* Collection 0 targets CPU 0. */
     rdbase = its_rdbase(m);
-    its_cmd(m, ITS_CMD_MAPC, 0, (1ull << 63) | (rdbase << 16) | 0);
+    its_cmd(m, ITS_CMD_MAPC, 0, ITS_CMD_VALID | rdbase << 16 | ITS_ICID);
     its_cmd(m, ITS_CMD_SYNC, 0, rdbase << 16);
     its_flush(m);
 
@@ -420,17 +422,17 @@ static void its_route(IvsMsi *m, IvsMsiDev *d, QPCIDevice *pdev)
     g_assert_cmpuint(m->lpi_next + d->nvectors, <=, LPI_END);
 
     /* Size: the number of event ID bits - 1. */
-    its_cmd(m, ITS_CMD_MAPD | devid << 32, bits - 1, (1ull << 63) | itt);
+    its_cmd(m, ITS_CMD_MAPD | devid << 32, bits - 1, ITS_CMD_VALID | itt);
     for (v = 0; v < d->nvectors; v++) {
         d->id[v] = m->lpi_next++;
         qtest_writeb(m->qts, LPI_PROP_TABLE + d->id[v] - LPI_FIRST,
                      LPI_CONFIG);
         /* Event ID = vector, the way Linux numbers them. */
         its_cmd(m, ITS_CMD_MAPTI | devid << 32,
-                (uint64_t)d->id[v] << 32 | v, 0);
+                (uint64_t)d->id[v] << 32 | v, ITS_ICID);
     }
-    /* Collection 0 must see the new configuration bytes. */
-    its_cmd(m, ITS_CMD_INVALL, 0, 0);
+    /* The collection must see the new configuration bytes. */
+    its_cmd(m, ITS_CMD_INVALL, 0, ITS_ICID);
     its_cmd(m, ITS_CMD_SYNC, 0, (uint64_t)its_rdbase(m) << 16);
     its_flush(m);
 

@@ -44,7 +44,11 @@ void ivs_msi_pci_bus_free(QPCIBus *bus);
  */
 const char *ivs_msi_unobservable(QTestState *qts);
 
-/* A sink for devices on @bus; ivs_msi_unobservable() must be NULL. */
+/*
+ * A sink for devices on @bus; ivs_msi_unobservable() must be NULL.  On
+ * ppc64 @bus must have a guest allocator (ivs_msi_pci_bus()'s has one),
+ * for the RTAS calls' arguments.
+ */
 IvsMsi *ivs_msi_new(QTestState *qts, QPCIBus *bus);
 
 /*

@@ -585,15 +585,30 @@ static bool ivs_device_exists(QTestState *qts, const char *id)
 
 void ivs_wait_deleted(QTestState *qts, const char *id)
 {
+    int64_t deadline = g_get_monotonic_time() + IVS_TIMEOUT_MS * 1000LL;
+
+    /*
+     * qtest_qmp_eventwait_ref() would wait without a bound for an unplug
+     * that never completes: poll the events each QMP round trip queues.
+     */
     for (;;) {
-        QDict *ev = qtest_qmp_eventwait_ref(qts, "DEVICE_DELETED");
-        QDict *data = qdict_get_qdict(ev, "data");
+        QDict *ev = qtest_qmp_event_ref(qts, "DEVICE_DELETED");
+        QDict *data = ev ? qdict_get_qdict(ev, "data") : NULL;
         const char *dev = data ? qdict_get_try_str(data, "device") : NULL;
         bool done = dev && !strcmp(dev, id);
 
         qobject_unref(ev);
         if (done) {
             return;
+        }
+        if (!ev) {
+            if (g_get_monotonic_time() > deadline) {
+                g_test_message("no DEVICE_DELETED for %s within %d ms", id,
+                               IVS_TIMEOUT_MS);
+                g_assert_not_reached();
+            }
+            g_usleep(1000);
+            ivs_assert_alive(qts);
         }
     }
 }

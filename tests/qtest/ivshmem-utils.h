@@ -219,7 +219,10 @@ void ivs_device_add_fails(QTestState *qts, const char *json,
 QPCIBus *ivs_hotplug_bus(QTestState *qts, int *slot);
 
 
-/* Wait for the DEVICE_DELETED event of @id (other events are dropped). */
+/*
+ * Wait for the DEVICE_DELETED event of @id (other events are dropped);
+ * fail after IVS_TIMEOUT_MS.
+ */
 void ivs_wait_deleted(QTestState *qts, const char *id);
 
 /*

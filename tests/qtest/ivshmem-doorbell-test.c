@@ -5,7 +5,10 @@
  *
  * Interrupts are observed as the MSI-X messages themselves: every vector's
  * table entry points at its own word of guest RAM, so under qtest an
- * interrupt is a write of a known value there (ivshmem-utils.c).  Every
+ * interrupt is a write of a known value there (ivshmem-utils.c).  On a
+ * target where PCI DMA does not reach RAM untranslated (ppc64 pseries,
+ * behind its IOMMU) the cases that need that are skipped, saying so; the
+ * pending bits, which "pending" checks, are seen on every target.  Every
  * (source, destination, vector) must deliver exactly one message with the
  * right data to exactly the destination vector.  Also covered: masked
  * vectors (pending bit, delivery on unmask), doorbells to unknown peers

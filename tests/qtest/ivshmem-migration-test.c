@@ -17,7 +17,6 @@
 #include <sys/mman.h>
 #include "ivshmem-utils.h"
 #include "qemu/bswap.h"
-#include "libqos/pci-pc.h"
 #include "qobject/qdict.h"
 
 #define SLOT        4
@@ -39,7 +38,8 @@ static VM *vm_new(const char *fmt, ...)
     va_start(ap, fmt);
     args = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    vm->qts = qtest_initf("-machine pc -nodefaults -m 32M %s", args);
+    vm->qts = qtest_initf("%s -nodefaults %s %s", ivs_machine(),
+                          ivs_arch()->small_ram, args);
     vm->bus = ivs_pci_bus(vm->qts);
     return vm;
 }
@@ -54,7 +54,7 @@ static void vm_free(VM *vm)
 {
     if (vm) {
         ivs_dev_close(vm->dev);
-        qpci_free_pc(vm->bus);
+        ivs_pci_bus_free(vm->bus);
         qtest_quit(vm->qts);
         g_free(vm);
     }
@@ -270,12 +270,19 @@ static void test_plain_use64(void)
     ivs_remove_path(dst_path);
 }
 
-/* A peer blocks migration; the source keeps running. */
+/*
+ * A peer blocks migration; the source keeps running.  The peer sits where
+ * the machine can unplug it: bus 0, or where bus 0 takes no hot plug,
+ * the default machine's root port.
+ */
 static void test_plain_peer_blocks(void)
 {
     g_autofree char *path = ivs_shm_path("mig-peer");
     g_autofree char *sock = ivs_socket_path("mig.sock");
     g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    g_autofree char *where = ivs_arch()->bus0_hotplug ?
+        g_strdup_printf("addr=%d", SLOT) :
+        g_strdup("bus=" IVS_HOTPLUG_PORT);
     VM *master, *peer;
     QDict *resp;
 
@@ -283,8 +290,8 @@ static void test_plain_peer_blocks(void)
                     "share=on -device ivshmem-plain,id=iv0,memdev=m0,"
                     "addr=%d,master=on", path, SLOT);
     peer = vm_new("-object memory-backend-file,id=m0,mem-path=%s,size=1M,"
-                  "share=on -device ivshmem-plain,id=ivpeer,memdev=m0,"
-                  "addr=%d", path, SLOT);
+                  "share=on -device ivshmem-plain,id=ivpeer,memdev=m0,%s",
+                  path, where);
     resp = qtest_qmp(peer->qts, "{'execute': 'migrate', 'arguments': "
                      "{'uri': %s}}", uri);
     ivs_assert_error_contains(resp, "'ivpeer' has master=off");
@@ -292,11 +299,16 @@ static void test_plain_peer_blocks(void)
     ivs_assert_error_contains(resp, "unplug");
     qobject_unref(resp);
     ivs_wait_status(peer->qts, "running");
-    vm_open(peer);
-    qpci_io_writel(peer->dev->pdev, peer->dev->shm, 0, 0xabad1dea);
 
     /* Once unplugged, the VM migrates (the peer's advice works). */
-    qpci_unplug_acpi_device_test(peer->qts, "ivpeer", SLOT);
+    if (ivs_arch()->bus0_hotplug) {
+        vm_open(peer);
+        qpci_io_writel(peer->dev->pdev, peer->dev->shm, 0, 0xabad1dea);
+        ivs_unplug_bus0(peer->qts, peer->bus, "ivpeer", SLOT);
+    } else {
+        ivs_unplug_root_port(peer->qts, peer->bus, "ivpeer",
+                             IVS_HOTPLUG_PORT_SLOT);
+    }
     {
         VM *dst = vm_new("-incoming defer");
 
@@ -324,6 +336,37 @@ static void msix_entry_check(IvsDev *d, int v, uint32_t data, bool masked)
                                   e + PCI_MSIX_ENTRY_VECTOR_CTRL) &
                     PCI_MSIX_ENTRY_CTRL_MASKBIT, ==,
                     masked ? PCI_MSIX_ENTRY_CTRL_MASKBIT : 0);
+}
+
+/*
+ * test_doorbell()'s doorbells where the target does not let the test see
+ * MSI-X messages (ivs_require_msix_messages()): observed as the pending
+ * bits of masked vectors instead, so what the message would carry (the
+ * migrated table's address and data) is checked only in the table.
+ */
+static void doorbell_pending_only(VM *dst, VM *other)
+{
+    int64_t deadline = g_get_monotonic_time() + IVS_TIMEOUT_MS * 1000LL;
+
+    g_test_message("MSI-X messages cannot be seen on this target: "
+                   "checking the pending bits only");
+    /* A peer on the destination's server reaches it, vector 0 ... */
+    ivs_msix_mask(dst->dev, 0, true);
+    do {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        ivs_doorbell(other->dev, 0, 0);
+        g_usleep(1000);
+    } while (!ivs_msix_pending(dst->dev, 0));
+    g_assert_false(ivs_msix_pending(dst->dev, 1));
+    /* ... and vector 1, still masked since the source. */
+    ivs_doorbell(other->dev, 0, 1);
+    ivs_msix_wait_pending(dst->dev, 1);
+    ivs_msix_mask(dst->dev, 1, false);
+    g_assert_false(ivs_msix_pending(dst->dev, 1));
+    /* And the destination rings its new peer. */
+    ivs_msix_mask(other->dev, 1, true);
+    ivs_doorbell(dst->dev, 1, 1);
+    ivs_msix_wait_pending(other->dev, 1);
 }
 
 /*
@@ -376,28 +419,30 @@ static void test_doorbell(void)
     msix_entry_check(dst->dev, 0, IVS_MSIX_DATA(SLOT, 0), false);
     msix_entry_check(dst->dev, 1, IVS_MSIX_DATA(SLOT, 1), true);
 
-    /* A peer on the destination's server reaches it, vector 0 ... */
     vm_open(other);
     ivs_msix_setup(other->dev);
-    {
+    if (!ivs_msix_messages_seen()) {
+        doorbell_pending_only(dst, other);
+    } else {
         int64_t deadline = g_get_monotonic_time() + IVS_TIMEOUT_MS * 1000LL;
 
+        /* A peer on the destination's server reaches it, vector 0 ... */
         do {
             g_assert_cmpint(g_get_monotonic_time(), <, deadline);
             ivs_doorbell(other->dev, 0, 0);
             g_usleep(1000);
         } while (!ivs_msix_fired(dst->dev, 0));
         ivs_msix_clear(dst->dev);
+        /* ... and vector 1, still masked: pending until unmasked. */
+        ivs_doorbell(other->dev, 0, 1);
+        ivs_msix_wait_pending(dst->dev, 1);
+        g_assert_false(ivs_msix_fired(dst->dev, 1));
+        ivs_msix_mask(dst->dev, 1, false);
+        ivs_msix_wait(dst->dev, 1);
+        /* And the destination rings its new peer. */
+        ivs_doorbell(dst->dev, 1, 1);
+        ivs_msix_wait(other->dev, 1);
     }
-    /* ... and vector 1, still masked: pending until unmasked. */
-    ivs_doorbell(other->dev, 0, 1);
-    ivs_msix_wait_pending(dst->dev, 1);
-    g_assert_false(ivs_msix_fired(dst->dev, 1));
-    ivs_msix_mask(dst->dev, 1, false);
-    ivs_msix_wait(dst->dev, 1);
-    /* And the destination rings its new peer. */
-    ivs_doorbell(dst->dev, 1, 1);
-    ivs_msix_wait(other->dev, 1);
 
     vm_free(other);
     vm_free(dst);
@@ -423,9 +468,10 @@ static void test_doorbell_id_mismatch(void)
     /* Someone else is peer 0 on the destination's server. */
     taker = vm_new("-chardev socket,id=c0,path=%s -device ivshmem-doorbell,"
                    "chardev=c0", srv->socket);
-    args = g_strdup_printf("-machine pc -m 32M -chardev socket,id=c0,"
+    args = g_strdup_printf("%s %s -chardev socket,id=c0,"
                            "path=%s -device ivshmem-doorbell,chardev=c0,"
-                           "master=on -incoming defer", srv->socket);
+                           "master=on -incoming defer", ivs_machine(),
+                           ivs_arch()->small_ram, srv->socket);
     ivs_assert_startup_fails(args, "master=on needs peer ID 0", NULL);
     vm_free(taker);
     ivs_server_stop(srv);
@@ -454,8 +500,8 @@ static void test_doorbell_peer_blocks(void)
     ivs_wait_status(second->qts, "running");
 
     /* And master=on is refused for it, saying why. */
-    args = g_strdup_printf("-machine pc -chardev socket,id=c0,path=%s "
-                           "%s,master=on", s1->socket, dev);
+    args = g_strdup_printf("%s -chardev socket,id=c0,path=%s "
+                           "%s,master=on", ivs_machine(), s1->socket, dev);
     ivs_assert_startup_fails(args, "master=on needs peer ID 0", NULL);
 
     vm_free(second);

@@ -17,7 +17,6 @@
 #include "qemu/osdep.h"
 #include "ivshmem-utils.h"
 #include "qemu/bswap.h"
-#include "libqos/pci-pc.h"
 #include "qobject/qdict.h"
 
 #define SLOT        4
@@ -285,15 +284,15 @@ static void run_bad_setup(const void *opaque)
     if (!c->hotplug) {
         g_autofree char *args = NULL;
 
-        args = g_strdup_printf("-machine pc -chardev socket,id=c0,path=%s "
+        args = g_strdup_printf("%s -chardev socket,id=c0,path=%s "
                                "-device ivshmem-doorbell,chardev=c0,"
-                               "vectors=2%s",
+                               "vectors=2%s", ivs_machine(),
                                ivs_fake_socket(f), props);
         ivs_assert_startup_fails(args, c->error, c->error2, NULL);
     } else {
-        QTestState *qts = qtest_initf("-machine pc -nodefaults "
+        QTestState *qts = qtest_initf("%s -nodefaults "
                                       "-chardev socket,id=c0,path=%s",
-                                      ivs_fake_socket(f));
+                                      ivs_machine(), ivs_fake_socket(f));
         g_autofree char *json = NULL;
         QDict *resp;
         g_autoptr(GHashTable) fds = NULL;
@@ -403,9 +402,9 @@ static void test_chardev_kinds(void)
         g_autofree char *args = NULL;
 
         g_test_message("-chardev %s", chr);
-        args = g_strdup_printf("-machine pc -chardev %s -device "
+        args = g_strdup_printf("%s -chardev %s -device "
                                "ivshmem-doorbell,chardev=c0,"
-                               "setup-timeout-ms=1000", chr);
+                               "setup-timeout-ms=1000", ivs_machine(), chr);
         ivs_assert_startup_fails(args, "chardev 'c0' is not a plain unix "
                                  "socket client", NULL);
         ivs_remove_path(nosock);
@@ -441,24 +440,28 @@ static Booted *boot_with_fake(bool hotplug, int server_vectors,
     g_assert(!hotplug || !*props);
     if (hotplug) {
         g_autofree char *json = NULL;
+        int slot = SLOT;
 
-        b->qts = qtest_initf("-machine pc -nodefaults %s "
+        b->qts = qtest_initf("%s -nodefaults %s "
                              "-chardev socket,id=c0,path=%s",
-                             args, ivs_fake_socket(b->fake));
+                             ivs_machine(), args, ivs_fake_socket(b->fake));
         json = g_strdup_printf("{'driver': 'ivshmem-doorbell', 'id': 'db0', "
                                "'chardev': 'c0', 'vectors': 2, "
                                "'addr': '%d'}", SLOT);
         ivs_device_add_ok(b->qts, json);
+        b->bus = ivs_hotplug_bus(b->qts, &slot);
+        ivs_hotplug_ack(b->qts, b->bus, slot);
+        b->dev = ivs_dev_open(b->qts, b->bus, slot);
     } else {
-        b->qts = qtest_initf("-machine pc -nodefaults %s "
+        b->qts = qtest_initf("%s -nodefaults %s "
                              "-chardev socket,id=c0,path=%s "
                              "-device ivshmem-doorbell,id=db0,chardev=c0,"
-                             "vectors=2,addr=%d%s",
+                             "vectors=2,addr=%d%s", ivs_machine(),
                              args, ivs_fake_socket(b->fake), SLOT, props);
+        b->bus = ivs_pci_bus(b->qts);
+        b->dev = ivs_dev_open(b->qts, b->bus, SLOT);
     }
     ivs_fake_wait_played(b->fake);
-    b->bus = ivs_pci_bus(b->qts);
-    b->dev = ivs_dev_open(b->qts, b->bus, SLOT);
     ivs_assert_identity(b->dev, SHM_SIZE, 2);
     g_assert_cmpuint(ivs_reg_read(b->dev, IVSHMEM_REG_IVPOSITION), ==,
                      OWN_ID);
@@ -466,13 +469,47 @@ static Booted *boot_with_fake(bool hotplug, int server_vectors,
     g_assert_cmpuint(qpci_io_readw(b->dev->pdev, b->dev->regs,
                                    IVSHMEM_REG_IVPOSITION), ==, OWN_ID);
     ivs_msix_setup(b->dev);
+    if (!ivs_msix_messages_seen()) {
+        /* See own_vector_wait(). */
+        ivs_msix_mask(b->dev, 0, true);
+        ivs_msix_mask(b->dev, 1, true);
+    }
     return b;
+}
+
+/*
+ * Wait for our own vector @v to interrupt: its message, or where the
+ * target does not let the test see messages, its pending bit (every
+ * vector is masked then), which unmasking clears again.  The bad input
+ * is the subject here, not how an interrupt reaches the CPU.
+ */
+static void own_vector_wait(Booted *b, int v)
+{
+    if (ivs_msix_messages_seen()) {
+        ivs_msix_wait(b->dev, v);
+        return;
+    }
+    ivs_msix_wait_pending(b->dev, v);
+    ivs_msix_mask(b->dev, v, false);
+    g_assert_false(ivs_msix_pending(b->dev, v));
+    ivs_msix_mask(b->dev, v, true);
+}
+
+/* No vector of @b has interrupted (see own_vector_wait()). */
+static void own_vectors_quiet(Booted *b)
+{
+    if (ivs_msix_messages_seen()) {
+        ivs_msix_assert_quiet(b->dev);
+        return;
+    }
+    g_assert_false(ivs_msix_pending(b->dev, 0));
+    g_assert_false(ivs_msix_pending(b->dev, 1));
 }
 
 static void booted_free(Booted *b)
 {
     ivs_dev_close(b->dev);
-    qpci_free_pc(b->bus);
+    ivs_pci_bus_free(b->bus);
     qtest_quit(b->qts);
     ivs_fake_free(b->fake);
     g_free(b);
@@ -509,8 +546,8 @@ static void fence(Booted *b)
 static void assert_own_vector_works(Booted *b, int v)
 {
     ivs_eventfd_signal(ivs_fake_eventfd(b->fake, OWN_ID, v));
-    ivs_msix_wait(b->dev, v);
-    ivs_msix_assert_quiet(b->dev);
+    own_vector_wait(b, v);
+    own_vectors_quiet(b);
 }
 
 static void assert_doorbell_works(Booted *b, int peer, int v)
@@ -571,7 +608,7 @@ static void test_garbage_after_realize(const void *opaque)
     /* Our third eventfd was dropped: signalling it does nothing. */
     ivs_eventfd_signal(ivs_fake_eventfd(b->fake, OWN_ID, 2));
     fence(b);
-    ivs_msix_assert_quiet(b->dev);
+    own_vectors_quiet(b);
     /* So was the peer's third. */
     ivs_doorbell(b->dev, PEER_ID, 2);
     fence(b);
@@ -643,6 +680,23 @@ static void test_ioeventfd(const void *opaque)
         g_test_skip("QEMU was built without the log trace backend");
         return;
     }
+    /*
+     * Without KVM the memory core matches a write against the ioeventfds
+     * itself, comparing the value in the region's byte order with the
+     * registered one in the target's: for this little-endian register
+     * on a big-endian target they never match, every doorbell takes the
+     * handler (which rings the same eventfd).  The fast path this case
+     * is about cannot be seen there.
+     */
+    if (ioeventfd && qtest_big_endian(b->qts)) {
+        booted_free(b);
+        ivs_remove_path(log);
+        g_test_skip("a big-endian target under TCG/qtest never matches an "
+                    "ioeventfd of a little-endian register (QEMU's "
+                    "memory_region_dispatch_write_eventfds()): no fast "
+                    "path to check");
+        return;
+    }
     for (int i = 0; i < 6; i++) {
         ivs_doorbell(b->dev, PEER_ID, i % 2);
         g_assert_cmpuint(ivs_eventfd_take(ivs_fake_eventfd(b->fake, PEER_ID,
@@ -701,9 +755,9 @@ static void test_peer_fd_flags(void)
         ivs_fake_push(f, OWN_ID, IVS_FD_EVENTFD_BLOCKING);
     }
     ivs_fake_start(f);
-    qts = qtest_initf("-machine pc -nodefaults -chardev socket,id=c0,path=%s "
+    qts = qtest_initf("%s -nodefaults -chardev socket,id=c0,path=%s "
                       "-device ivshmem-doorbell,chardev=c0,vectors=2,addr=%d",
-                      ivs_fake_socket(f), SLOT);
+                      ivs_machine(), ivs_fake_socket(f), SLOT);
     ivs_fake_wait_played(f);
     /* A peer joins after realize, through the chardev. */
     ivs_fake_send(f, 5, IVS_FD_EVENTFD_BLOCKING);
@@ -748,9 +802,9 @@ static void test_chardev_fd(void)
     g_assert_cmpint(sock, >=, 0);
     g_strlcpy(un.sun_path, ivs_fake_socket(f), sizeof(un.sun_path));
     g_assert_cmpint(connect(sock, (struct sockaddr *)&un, sizeof(un)), ==, 0);
-    qts = qtest_initf("-machine pc -nodefaults -chardev socket,id=c0,fd=%d "
+    qts = qtest_initf("%s -nodefaults -chardev socket,id=c0,fd=%d "
                       "-device ivshmem-doorbell,chardev=c0,vectors=2,addr=%d",
-                      sock, SLOT);
+                      ivs_machine(), sock, SLOT);
     close(sock);
     bus = ivs_pci_bus(qts);
     d = ivs_dev_open(qts, bus, SLOT);
@@ -759,7 +813,7 @@ static void test_chardev_fd(void)
     g_assert_cmpuint(ivs_eventfd_wait(ivs_fake_eventfd(f, PEER_ID, 1)), ==,
                      1);
     ivs_dev_close(d);
-    qpci_free_pc(bus);
+    ivs_pci_bus_free(bus);
     qtest_quit(qts);
     ivs_fake_free(f);
 }
@@ -779,26 +833,36 @@ static void test_vectors_range(void)
 
     ivs_fake_push_handshake(f, OWN_ID, NULL, 0, 2048);
     ivs_fake_start(f);
-    qts = qtest_initf("-machine pc -nodefaults -chardev socket,id=c0,path=%s "
+    qts = qtest_initf("%s -nodefaults -chardev socket,id=c0,path=%s "
                       "-device ivshmem-doorbell,chardev=c0,vectors=2048,"
-                      "addr=%d", ivs_fake_socket(f), SLOT);
+                      "addr=%d", ivs_machine(), ivs_fake_socket(f), SLOT);
     bus = ivs_pci_bus(qts);
     d = ivs_dev_open(qts, bus, SLOT);
     g_assert_cmpint(d->vectors, ==, 2048);
     ivs_msix_setup(d);
+    /* The message, or where it cannot be seen, the pending bit. */
+    if (!ivs_msix_messages_seen()) {
+        ivs_msix_mask(d, 2047, true);
+    }
     ivs_eventfd_signal(ivs_fake_eventfd(f, OWN_ID, 2047));
-    ivs_msix_wait(d, 2047);
+    if (ivs_msix_messages_seen()) {
+        ivs_msix_wait(d, 2047);
+    } else {
+        ivs_msix_wait_pending(d, 2047);
+        g_assert_false(ivs_msix_pending(d, 2046));
+    }
     ivs_dev_close(d);
-    qpci_free_pc(bus);
+    ivs_pci_bus_free(bus);
     qtest_quit(qts);
     ivs_fake_free(f);
 
     /* Refused before the handshake: a listening socket will do. */
     f = ivs_fake_new(SHM_SIZE);
     for (int i = 0; i < 2; i++) {
-        args = g_strdup_printf("-machine pc -chardev socket,id=c0,path=%s "
+        args = g_strdup_printf("%s -chardev socket,id=c0,path=%s "
                                "-device ivshmem-doorbell,chardev=c0,"
-                               "vectors=%d", ivs_fake_socket(f), i ? 2049 : 0);
+                               "vectors=%d", ivs_machine(), ivs_fake_socket(f),
+                               i ? 2049 : 0);
         ivs_assert_startup_fails(args, "the device supports 1 to 2048 "
                                  "vectors", NULL);
         g_clear_pointer(&args, g_free);
@@ -807,9 +871,10 @@ static void test_vectors_range(void)
      * The wait stalls the whole VM, so it is capped well below what a
      * Linux guest reports as a soft lockup.
      */
-    args = g_strdup_printf("-machine pc -chardev socket,id=c0,path=%s "
+    args = g_strdup_printf("%s -chardev socket,id=c0,path=%s "
                            "-device ivshmem-doorbell,chardev=c0,"
-                           "setup-timeout-ms=10001", ivs_fake_socket(f));
+                           "setup-timeout-ms=10001", ivs_machine(),
+                           ivs_fake_socket(f));
     ivs_assert_startup_fails(args, "setup-timeout-ms=10001 is out of range: "
                              "1 to 10000", NULL);
     ivs_fake_free(f);
@@ -826,9 +891,11 @@ static void test_doorbell_use64_off(void)
 
     ivs_fake_push_handshake(f, OWN_ID, peers, 1, 2);
     ivs_fake_start(f);
-    qts = qtest_initf("-machine q35 -nodefaults -chardev socket,id=c0,path=%s "
+    /* The PCIe machine where there is one: q35's 32-bit window is tight. */
+    qts = qtest_initf("%s -nodefaults -chardev socket,id=c0,path=%s "
                       "-device ivshmem-doorbell,chardev=c0,vectors=2,addr=%d,"
-                      "use64=off", ivs_fake_socket(f), SLOT);
+                      "use64=off", ivs_pcie_machine() ?: ivs_machine(),
+                      ivs_fake_socket(f), SLOT);
     bus = ivs_pci_bus(qts);
     d = ivs_dev_open(qts, bus, SLOT);
     g_assert_cmphex(qpci_config_readl(d->pdev, PCI_BASE_ADDRESS_2) & 0xf, ==,
@@ -842,10 +909,17 @@ static void test_doorbell_use64_off(void)
     ivs_doorbell(d, PEER_ID, 1);
     g_assert_cmpuint(ivs_eventfd_wait(ivs_fake_eventfd(f, PEER_ID, 1)), ==,
                      1);
+    if (!ivs_msix_messages_seen()) {
+        ivs_msix_mask(d, 0, true);
+    }
     ivs_eventfd_signal(ivs_fake_eventfd(f, OWN_ID, 0));
-    ivs_msix_wait(d, 0);
+    if (ivs_msix_messages_seen()) {
+        ivs_msix_wait(d, 0);
+    } else {
+        ivs_msix_wait_pending(d, 0);
+    }
     ivs_dev_close(d);
-    qpci_free_pc(bus);
+    ivs_pci_bus_free(bus);
     qtest_quit(qts);
     ivs_fake_free(f);
 }

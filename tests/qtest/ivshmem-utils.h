@@ -12,6 +12,7 @@
 
 #include "libqtest.h"
 #include "libqos/pci.h"
+#include "libqos/libqos-malloc.h"
 #include "hw/misc/ivshmem.h"
 #include "hw/pci/pci_regs.h"
 #include "qemu/units.h"
@@ -29,15 +30,65 @@
 
 /*
  * Guest RAM where MSI-X messages land: vector N of the device in slot S
- * writes its data to IVS_MSIX_RAM + S * 0x1000 + N * 4.  Low RAM that no
- * firmware touches under qtest.
+ * writes its data to IVS_MSIX_RAM + S * 0x1000 + N * 4.  2 MiB into the
+ * target's RAM: nothing (firmware, the DTB at the start of aarch64 virt's
+ * RAM) is there under qtest.
  */
-#define IVS_MSIX_RAM            0x200000ULL
+#define IVS_MSIX_RAM            (ivs_arch()->ram_base + 0x200000ULL)
 #define IVS_MSIX_DATA(slot, vector) \
     (0x5a000000u | ((uint32_t)(slot) << 16) | (uint32_t)(vector))
 
 /* How long to poll for something that must happen. */
 #define IVS_TIMEOUT_MS          10000
+
+/* ---- the target's machine ---- */
+
+/*
+ * What the tests need to know about the target they run for, chosen by
+ * qtest_get_arch(): x86_64 runs on pc (and q35), aarch64 on virt, ppc64 on
+ * pseries.  Tests ask for "the default machine" or "a machine with PCIe
+ * root ports" and leave the names to this.
+ */
+typedef struct IvsArch {
+    const char *arch;           /* as qtest_get_arch() says */
+    /* -machine (and -cpu) of the default machine */
+    const char *machine;
+    /* the same for a machine with pcie-root-port, or NULL */
+    const char *pcie_machine;
+    /* -m for a VM that migrates: small, but what the machine accepts */
+    const char *small_ram;
+    uint64_t ram_base;          /* where guest RAM starts */
+    /*
+     * PCI DMA reaches guest RAM untranslated, so an MSI-X message aimed
+     * at RAM can be read back there (not through the sPAPR IOMMU).
+     */
+    bool msix_in_ram;
+    /* bus 0 takes hot plug: ACPI (pc) or sPAPR DRCs (pseries) */
+    bool bus0_hotplug;
+} IvsArch;
+
+/* The description of the target under test; fails on an unknown one. */
+const IvsArch *ivs_arch(void);
+
+/* "-machine ..." for the target's default machine. */
+const char *ivs_machine(void);
+
+/*
+ * "-machine ..." for a machine of the target with PCIe root ports (q35 on
+ * x86_64, virt on aarch64); NULL when the target has none (pseries).
+ */
+const char *ivs_pcie_machine(void);
+
+/* Whether the target is @arch. */
+bool ivs_arch_is(const char *arch);
+
+/*
+ * Whether KVM cases can run for this target at all: KVM runs guests of
+ * the host's own architecture only, so a target that differs from the
+ * architecture the test was built for never can, and its KVM cases are
+ * not registered (rather than skipped on every run).
+ */
+bool ivs_kvm_target(void);
 
 /* ---- cleanup that survives a failed assertion ---- */
 
@@ -130,7 +181,18 @@ void ivs_assert_startup_fails(const char *args, ...) G_GNUC_NULL_TERMINATED;
 /* Assert that the QMP error response @resp's description contains @what. */
 void ivs_assert_error_contains(QDict *resp, const char *what);
 
-/* device_add from a JSON object @json; returns the response. */
+/*
+ * The pcie-root-port the default machine has where its bus 0 takes no
+ * hot plug (aarch64 virt).
+ */
+#define IVS_HOTPLUG_PORT        "ivs-rp"
+#define IVS_HOTPLUG_PORT_SLOT   0x1f
+
+/*
+ * device_add from a JSON object @json; returns the response.  Where the
+ * target's bus 0 takes no hot plug, a device whose @json names no "bus"
+ * goes below IVS_HOTPLUG_PORT (and loses its "addr").
+ */
 QDict *ivs_device_add(QTestState *qts, const char *json);
 
 /* device_add from a JSON object @json, which must succeed. */
@@ -142,6 +204,72 @@ void ivs_device_add_ok(QTestState *qts, const char *json);
  */
 void ivs_device_add_fails(QTestState *qts, const char *json,
                           const char *what);
+
+/* ---- hot plug and unplug ---- */
+
+/*
+ * A bus for a device that ivs_device_add() plugged, with the target's
+ * slot for it in @slot (in: the slot the test asked for).  Bus 0 where it
+ * takes hot plug; on aarch64 virt the bus below IVS_HOTPLUG_PORT, which
+ * the test sets up as firmware and the guest would: bus numbers, a memory
+ * window, and the slot powered on (a hot plugged device below a port is
+ * powered off until the guest powers the slot).  Free with
+ * ivs_pci_bus_free().
+ */
+QPCIBus *ivs_hotplug_bus(QTestState *qts, int *slot);
+
+
+/*
+ * Wait for the DEVICE_DELETED event of @id (other events are dropped);
+ * fail after IVS_TIMEOUT_MS.
+ */
+void ivs_wait_deleted(QTestState *qts, const char *id);
+
+/*
+ * What a guest does when told of a device hot plugged into slot @slot of
+ * bus 0, where the machine needs it: on pseries the guest unisolates the
+ * slot's DRC and fetches the device tree through configure-connector
+ * (here through RTAS calls), which makes the DRC "configured", as a
+ * device plugged at startup.  Nothing on other machines.
+ */
+void ivs_hotplug_ack(QTestState *qts, QPCIBus *bus, int slot);
+
+/*
+ * Unplug device @id in slot @slot of bus 0 and wait for DEVICE_DELETED,
+ * with the test doing the guest's part: the ACPI eject on pc, isolating
+ * the DRC through RTAS on pseries.  The machine must have bus0_hotplug.
+ */
+void ivs_unplug_bus0(QTestState *qts, QPCIBus *bus, const char *id,
+                     int slot);
+
+/*
+ * Power the slot of the pcie-root-port in slot @port_slot of bus 0 on or
+ * off, with its power indicator, as a guest does: a device hot plugged
+ * below a port whose slot is off stays powered off until then.
+ */
+void ivs_port_slot_power(QPCIBus *bus, int port_slot, bool on);
+
+/*
+ * Unplug device @id below the pcie-root-port in slot @port_slot of bus 0,
+ * whose slot is powered on, and wait for DEVICE_DELETED.  With native
+ * PCIe hot plug (aarch64 virt) device_del presses the port's attention
+ * button and the test answers as the guest does, powering the slot off,
+ * which completes the unplug.  q35 hot plugs below root ports through
+ * ACPI, and a reset completes an unplug in progress there: this resets
+ * the VM on x86_64.
+ */
+void ivs_unplug_root_port(QTestState *qts, QPCIBus *bus, const char *id,
+                          int port_slot);
+
+/*
+ * Unplug device @id from a slot the guest never enabled (no guest under
+ * qtest enables an SHPC slot of a pcie-pci-bridge, or powers a PCIe slot
+ * ivs_port_slot_power() did not), and wait for DEVICE_DELETED: with
+ * native hot plug QEMU removes such a device at once, without asking the
+ * guest.  On x86_64 q35 takes it through ACPI instead, and this resets
+ * the VM as ivs_unplug_root_port() does.
+ */
+void ivs_unplug_unclaimed(QTestState *qts, const char *id);
 
 /* ---- the device ---- */
 
@@ -158,8 +286,19 @@ typedef struct IvsDev {
     bool msix_ready;
 } IvsDev;
 
-/* A pc/q35 PCI bus for @qts; free with qpci_free_pc(). */
+/*
+ * Bus 0 of the target's PCI host bridge in @qts, through libqos: the pc
+ * bus on x86_64, the generic PCIe host on aarch64 virt, the sPAPR PHB
+ * (config space through RTAS) on ppc64; free with ivs_pci_bus_free().
+ */
 QPCIBus *ivs_pci_bus(QTestState *qts);
+void ivs_pci_bus_free(QPCIBus *bus);
+
+/*
+ * The guest memory allocator behind @bus (the sPAPR bus needs one for its
+ * RTAS calls), or NULL where the bus has none.
+ */
+QGuestAllocator *ivs_pci_bus_alloc(QPCIBus *bus);
 
 /*
  * The ivshmem device in slot @slot of bus 0: checks vendor/device ID,
@@ -205,6 +344,17 @@ void ivs_msix_clear(IvsDev *d);
  * after IVS_TIMEOUT_MS.  The word is cleared again afterwards.
  */
 void ivs_msix_wait(IvsDev *d, int vector);
+
+/*
+ * True when the target lets the test see MSI-X messages themselves (what
+ * ivs_msix_wait(), ivs_msix_fired(), ivs_msix_clear() and
+ * ivs_msix_assert_quiet() read); otherwise g_test_skip()s saying why.
+ * The pending bits (ivs_msix_pending()) work on every target.
+ */
+bool ivs_require_msix_messages(void);
+
+/* Whether MSI-X messages can be seen, without skipping anything. */
+bool ivs_msix_messages_seen(void);
 
 /* True if vector @vector has written since the last clear. */
 bool ivs_msix_fired(IvsDev *d, int vector);

@@ -4,8 +4,10 @@
 # The virt machine: gpex PCIe host bridge, GICv3 with its ITS (MSI-X).
 CONFIG_ARM_VIRT=y
 
-# Hot plug below PCIe root ports.
+# Hot plug below PCIe root ports and a PCIe-to-PCI bridge.
 CONFIG_PCIE_PORT=y
+CONFIG_PCI_BRIDGE=y
+CONFIG_PCIE_PCI_BRIDGE=y
 
 # The devices of the series.
 CONFIG_IVSHMEM_DEVICE=y

@@ -93,7 +93,8 @@ fi
 acache() { apt-cache "${APT_OPTS[@]}" "$@"; }
 
 kernel_of() {   # the linux-image-VERSION-ARCH that linux-image-ARCH depends on
-    acache depends "linux-image-$ARCH" 2>/dev/null |
+    # (empty, not an error, when the lists do not know it yet)
+    { acache depends "linux-image-$ARCH" 2>/dev/null || true; } |
         sed -n "s/^ *Depends: \(linux-image-[0-9].*-$ARCH\)\$/\1/p" | head -n1
 }
 

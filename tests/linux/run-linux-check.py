@@ -98,12 +98,10 @@ ARCHES = {
                    module=True, vfio=False),
     # virt with GICv3 (MSI-X through its ITS) and an SMMUv3: Debian's
     # kernels lack CONFIG_VFIO_NOIOMMU, so vfio-pci needs an IOMMU, as on
-    # real arm64 servers.  pauth-impdef: TCG's QARMA pointer
-    # authentication is slow and the check needs none of it.  The guest
-    # ends with a PSCI power-off; its verdict is on the console.
+    # real arm64 servers.  The guest ends with a PSCI power-off; its
+    # verdict is on the console.
     "aarch64": Arch("aarch64", "arm64", "aarch64-linux-gnu-gcc", "ttyAMA0",
-                    ["-M", "virt,gic-version=3,iommu=smmuv3",
-                     "-cpu", "max,pauth-impdef=on"],
+                    ["-M", "virt,gic-version=3,iommu=smmuv3", "-cpu", "max"],
                     module=False, vfio=True),
 }
 

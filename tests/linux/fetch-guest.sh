@@ -3,10 +3,10 @@
 #
 # Fetch and unpack what the Linux guest check boots: Debian's kernel
 # (the package linux-image-ARCH currently depends on) and busybox-static.
-# For amd64 also the kernel's linux-headers (with their dependencies
-# linux-headers-*-common, linux-kbuild-* and linux-compiler-*) to build the
-# guest's test module; for arm64 the kernel's own vfio modules, which the
-# guest loads, and Debian's cross compiler for the guest's programs.
+# The kernel's own vfio modules, which the guests load.  For amd64 also the
+# kernel's linux-headers (with their dependencies linux-headers-*-common,
+# linux-kbuild-* and linux-compiler-*) to build the guest's test module;
+# for arm64 Debian's cross compiler for the guest's programs.
 # The packages are fetched with "apt-get download" (never installed on the
 # host) and unpacked with "dpkg-deb -x" into a cache outside the repository,
 # once; later runs find them there and fetch nothing.  arm64 packages come
@@ -128,29 +128,28 @@ fetch_unpack() {   # package, destination directory (added to), stamp file
     touch "$stamp"
 }
 
-[ -e "$CACHE/kernel.done.$kver" ] || rm -rf "$CACHE/kernel-$kver"
-if [ ! -e "$CACHE/kernel.done.$kver" ]; then
-    fetch_unpack "$kpkg" "$CACHE/kernel-$kver" "$CACHE/kernel.done.$kver.tmp"
-    rm -f "$CACHE/kernel.done.$kver.tmp"
-    # The amd64 guest needs no module of the package (its initramfs has
-    # only the test's own): drop the ~400 MB of them, keep boot/.  The
-    # arm64 guest loads vfio-pci and what it depends on: keep drivers/vfio
-    # (and virt/, irqbypass's place when it is a module), drop the rest.
+# The stamp says the tree holds boot/ and the vfio modules (a tree from
+# before the guests loaded vfio-pci has only boot/: unpacked anew).
+kstamp="$CACHE/kernel-vfio.done.$kver"
+[ -e "$kstamp" ] || rm -rf "$CACHE/kernel-$kver"
+if [ ! -e "$kstamp" ]; then
+    fetch_unpack "$kpkg" "$CACHE/kernel-$kver" "$kstamp.tmp"
+    rm -f "$kstamp.tmp"
+    # The guests load vfio-pci and what it depends on, nothing else of the
+    # package's modules: keep drivers/vfio (and virt/, irqbypass's place
+    # when it is a module), drop the other ~300 MB.
     mods="$CACHE/kernel-$kver/lib/modules/$kver/kernel"
     keep="$CACHE/kernel-$kver/keep"
-    if [ "$ARCH" = arm64 ]; then
-        mkdir -p "$keep"
-        mv "$mods/drivers/vfio" "$keep/vfio"
-        [ ! -d "$mods/virt" ] || mv "$mods/virt" "$keep/virt"
-    fi
+    mkdir -p "$keep"
+    mv "$mods/drivers/vfio" "$keep/vfio"
+    [ ! -d "$mods/virt" ] || mv "$mods/virt" "$keep/virt"
     rm -rf "$CACHE/kernel-$kver/lib/modules"
-    if [ "$ARCH" = arm64 ]; then
-        mkdir -p "$mods/drivers"
-        mv "$keep/vfio" "$mods/drivers/vfio"
-        [ ! -d "$keep/virt" ] || mv "$keep/virt" "$mods/virt"
-        rmdir "$keep"
-    fi
-    touch "$CACHE/kernel.done.$kver"
+    mkdir -p "$mods/drivers"
+    mv "$keep/vfio" "$mods/drivers/vfio"
+    [ ! -d "$keep/virt" ] || mv "$keep/virt" "$mods/virt"
+    rmdir "$keep"
+    rm -f "$CACHE/kernel.done.$kver"    # the stamp of such an older tree
+    touch "$kstamp"
 fi
 echo "$kpkg" > "$CACHE/kernel-package"
 touch "$CACHE/kernel.done"
@@ -163,7 +162,7 @@ fetch_unpack busybox-static "$CACHE/busybox" "$CACHE/busybox.done"
     { log "no bin/busybox in busybox-static"; exit 1; }
 
 if [ "$ARCH" = arm64 ]; then
-    # No module of ours on arm64: the guest uses the kernel's vfio-pci.
+    # No module of ours on arm64: the guest has only the kernel's vfio-pci.
     echo "CACHE=$CACHE KVER=$kver"
     exit 0
 fi

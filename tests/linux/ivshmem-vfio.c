@@ -24,11 +24,15 @@
  *   vector's eventfd fires, once; rings an absent peer and a vector beyond
  *   the count and checks that nothing fires;
  * - with a host peer (ivshmem-client), waits for its ID in BAR2, rings it
- *   on vector 0 and waits for its doorbell on vector 1.
+ *   on vector 0 and waits for its doorbell on vector 1;
+ * - releases the vectors.  A driver bound before (ivshmem-irq.ko on x86)
+ *   stays unbound: the guest ends after this program.
  *
  * Parameters come from the kernel command line (/proc/cmdline), as for
  * ivshmem-probe: ivt.nonce, ivt.doorbell (expected BAR2 size), ivt.vectors,
- * ivt.wait, ivt.hostpeer.
+ * ivt.wait; and ivt.vfio.hostpeer=1 for the host peer exchange (its own
+ * name: where ivshmem-probe takes the host peer's doorbells through
+ * ivshmem-irq.ko, x86, the host peer rings once and only for it).
  *
  * Output, on stdout: "IVT ok - vfio: ..." / "IVT not ok - vfio: ..." per
  * check, "IVT # " information, and a last line
@@ -754,7 +758,7 @@ int main(void)
     }
     run(param_hex32("ivt.nonce", 1), param_u64("ivt.doorbell", 0),
         param_u64("ivt.vectors", 1), param_u64("ivt.wait", 90),
-        param_u64("ivt.hostpeer", 0));
+        param_u64("ivt.vfio.hostpeer", 0));
     printf("IVT done ivshmem-vfio passed=%u failed=%u\n", passed, failed);
     fflush(stdout);
     return failed ? 1 : 0;

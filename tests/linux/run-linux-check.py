@@ -6,25 +6,28 @@
 # ivshmem-plain and ivshmem-doorbell, and that BAR2 written through sysfs
 # reaches the host and the other guest.  --arch x86_64 (the default) boots
 # Debian's amd64 kernel on q35, --arch aarch64 Debian's arm64 kernel on
-# virt (GICv3 with its ITS, an SMMUv3).
+# virt (GICv3 with its ITS).
 #
 #   guest A: ivshmem-plain on a memory-backend-file (share=on, PLAIN_SIZE)
 #            + ivshmem-doorbell on a running ivshmem-server (DOORBELL_SIZE,
-#            its memory in a --shm-file the host reads)
+#            its memory in a --shm-file the host reads), behind an IOMMU
+#            (intel-iommu on q35, SMMUv3 on virt)
 #   guest B: ivshmem-plain on the same file
 #
 # The host writes a marker into the plain file before the guests start,
 # which both find in BAR2.  A writes a pattern into both BAR2s; B waits for
 # A's pattern in its BAR2 and writes an acknowledgement, which A waits for;
-# the host then reads both backing files.  The guest side is ivshmem-probe.c, run from /init.
+# the host then reads both backing files.  The guest side is
+# ivshmem-probe.c, run from /init.
 #
-# Interrupts, x86_64: ivshmem-irq.c, a small test driver built here
-# against Debian's linux-headers for the guest's kernel, binds to A's
-# doorbell device and enables MSI-X.  aarch64: the kernel's own vfio-pci
-# (its modules from the kernel package) behind the virt machine's SMMUv3,
-# driven from userspace by ivshmem-vfio.c, with an eventfd per vector.
-# Either way A rings itself on each vector, and exchanges doorbells with a
-# host peer (ivshmem-client on the same server).
+# Interrupts: A rings itself on each vector, and exchanges doorbells with a
+# host peer (ivshmem-client on the same server).  x86_64 first through
+# ivshmem-irq.c, a small test driver built here against Debian's
+# linux-headers for the guest's kernel (it also takes the host peer's
+# doorbell); then, on both architectures, through the kernel's own
+# vfio-pci (its modules from the kernel package), driven from userspace by
+# ivshmem-vfio.c with an eventfd per vector (on aarch64 it takes the host
+# peer's doorbell).
 #
 # Output is TAP; the exit status is non-zero on any failure.  Every process
 # started here is killed and every temporary file removed, also on failure
@@ -78,31 +81,44 @@ DEBUG_EXIT_FAIL = (0x11 << 1) | 1
 
 class Arch:
     """What differs between the guests of --arch: Debian's architecture,
-    the compiler of the guest programs, the machine, and how a guest ends."""
+    the compiler of the guest programs, the machine, how the guests take
+    MSI-X, and how a guest ends."""
 
-    def __init__(self, name, deb, cc, console, machine, module, vfio):
+    def __init__(self, name, deb, cc, console, machine, debug_exit, module,
+                 vfio_opts, vfio_append):
         self.name = name
         self.deb = deb                  # Debian architecture, for fetch-guest.sh
         self.cc = cc                    # builds the static guest programs
         self.console = console
         self.machine = machine          # QEMU options before the devices
-        self.module = module            # build ivshmem-irq.ko (x86 only)
-        self.vfio = vfio                # guest A runs ivshmem-vfio
+        # The probe ends a guest through isa-debug-exit with its verdict;
+        # a guest that runs ivshmem-vfio after it (and every guest without
+        # isa-debug-exit) powers off instead.
+        self.debug_exit = debug_exit
+        self.module = module            # ivshmem-irq.ko takes the MSI-X first
+        self.vfio_opts = vfio_opts      # QEMU options of the vfio guest (A)
+        self.vfio_append = vfio_append  # and its kernel's options
 
 
 ARCHES = {
-    # isa-debug-exit: ivshmem-probe ends the VM with its verdict (exit 33).
+    # Guest A gets intel-iommu with interrupt remapping for vfio-pci (Debian's
+    # kernels have no vfio no-IOMMU mode; vfio_iommu_type1 wants remapped
+    # MSIs), which Debian's kernel turns on with intel_iommu=on.  The test
+    # driver ivshmem-irq.ko takes the doorbells first, and the host peer's.
     "x86_64": Arch("x86_64", "amd64", "gcc", "ttyS0",
                    ["-M", "q35", "-device",
                     "isa-debug-exit,iobase=0xf4,iosize=0x04"],
-                   module=True, vfio=False),
-    # virt with GICv3 (MSI-X through its ITS) and an SMMUv3: Debian's
-    # kernels lack CONFIG_VFIO_NOIOMMU, so vfio-pci needs an IOMMU, as on
-    # real arm64 servers.  The guest ends with a PSCI power-off; its
-    # verdict is on the console.
+                   debug_exit=True, module=True,
+                   vfio_opts=["-device", "intel-iommu,intremap=on"],
+                   vfio_append="intel_iommu=on"),
+    # virt with GICv3 (MSI-X through its ITS) and, for guest A, an SMMUv3:
+    # vfio-pci needs an IOMMU here too, as on real arm64 servers, and the
+    # ITS isolates MSIs per device.  No driver of ours: ivshmem-vfio takes
+    # the host peer's doorbell.  The guests end with a PSCI power-off.
     "aarch64": Arch("aarch64", "arm64", "aarch64-linux-gnu-gcc", "ttyAMA0",
-                    ["-M", "virt,gic-version=3,iommu=smmuv3", "-cpu", "max"],
-                    module=False, vfio=True),
+                    ["-M", "virt,gic-version=3", "-cpu", "max"],
+                    debug_exit=False, module=False,
+                    vfio_opts=["-M", "iommu=smmuv3"], vfio_append=""),
 }
 
 # What vfio-pci needs loaded (with what they depend on), by module name.
@@ -244,7 +260,7 @@ def build_initramfs(arch, cache, tmp, module, modules):
                 os.path.join(root, "bin/busybox"))
     shutil.copy(os.path.join(HERE, "init"), os.path.join(root, "init"))
     os.chmod(os.path.join(root, "init"), 0o755)
-    programs = ["ivshmem-probe"] + (["ivshmem-vfio"] if arch.vfio else [])
+    programs = ["ivshmem-probe", "ivshmem-vfio"]
     for prog in programs:
         subprocess.run([arch.cc, "-static", "-O2", "-Wall", "-Werror",
                         "-o", os.path.join(root, prog),
@@ -267,8 +283,10 @@ def build_initramfs(arch, cache, tmp, module, modules):
     return cpio
 
 
-def qemu_cmd(arch, kernel, initrd, log, append, devices):
-    return [QEMU] + arch.machine + [
+def qemu_cmd(arch, kernel, initrd, log, append, devices, vfio):
+    if vfio:
+        append = (arch.vfio_append + " " + append).strip()
+    return [QEMU] + arch.machine + (arch.vfio_opts if vfio else []) + [
             "-accel", "tcg", "-m", "512", "-nodefaults",
             "-display", "none", "-no-reboot", "-serial", "file:" + log,
             "-kernel", kernel, "-initrd", initrd,
@@ -426,14 +444,13 @@ def run(arch, tap, procs, tmp, t_start):
         module, out = build_module(fetched["KHEADERS"], tmp)
         tap.result(module is not None, "ivshmem-irq.ko builds against "
                    "linux-headers-%s" % kver, out)
-    if arch.vfio:
-        modules, missing = module_order(os.path.join(
-            cache, "kernel-%s/lib/modules/%s" % (kver, kver)), VFIO_MODULES)
-        tap.result(modules and not missing, "the kernel package has %s and "
-                   "what they depend on (load order: %s; missing: %s)" % (
-                       " and ".join(VFIO_MODULES),
-                       " ".join(n for n, _ in modules) or "none",
-                       " ".join(missing) or "none"))
+    modules, missing = module_order(os.path.join(
+        cache, "kernel-%s/lib/modules/%s" % (kver, kver)), VFIO_MODULES)
+    tap.result(modules and not missing, "the kernel package has %s and "
+               "what they depend on (load order: %s; missing: %s)" % (
+                   " and ".join(VFIO_MODULES),
+                   " ".join(n for n, _ in modules) or "none",
+                   " ".join(missing) or "none"))
     initrd = build_initramfs(arch, cache, tmp, module, modules)
     tap.note("%s: kernel %s, initramfs %d KiB, prepared in %.1f s" %
              (arch.name, kver, os.path.getsize(initrd) // 1024,
@@ -469,21 +486,25 @@ def run(arch, tap, procs, tmp, t_start):
         nonce, time.monotonic() + GUEST_TIMEOUT, host_stop))
     host_thread.start()
 
-    common = "ivt.nonce=%08x ivt.plain=%d ivt.wait=%d ivt.exit=1" % (
+    common = "ivt.nonce=%08x ivt.plain=%d ivt.wait=%d" % (
         nonce, PLAIN_SIZE, PEER_WAIT)
-    a_extra = " ivt.vfio=1" if arch.vfio else ""
+    # Guest A runs ivshmem-vfio after the probe, so it powers off; the host
+    # peer exchanges doorbells with ivshmem-irq.ko where there is one.
+    a_extra = " ivt.vfio=1 " + ("ivt.hostpeer=1" if arch.module else
+                                "ivt.vfio.hostpeer=1")
+    b_extra = " ivt.exit=1" if arch.debug_exit else ""
     plain_dev = ["-object", "memory-backend-file,id=shm,mem-path=%s,size=%d,"
                  "share=on" % (plain_file, PLAIN_SIZE),
                  "-device", "ivshmem-plain,memdev=shm"]
     guests = {
         "A": qemu_cmd(arch, kernel, initrd, os.path.join(tmp, "a.log"),
-                      "ivt.role=a ivt.hostpeer=1 ivt.doorbell=%d ivt.vectors=%d %s%s" %
+                      "ivt.role=a ivt.doorbell=%d ivt.vectors=%d %s%s" %
                       (DOORBELL_SIZE, VECTORS, common, a_extra),
                       plain_dev + ["-chardev", "socket,id=ivs,path=" + sock,
                                    "-device", "ivshmem-doorbell,chardev=ivs,"
-                                   "vectors=%d" % VECTORS]),
+                                   "vectors=%d" % VECTORS], vfio=True),
         "B": qemu_cmd(arch, kernel, initrd, os.path.join(tmp, "b.log"),
-                      "ivt.role=b " + common, plain_dev),
+                      "ivt.role=b " + common + b_extra, plain_dev, vfio=False),
     }
     running = {}
     for name, cmd in guests.items():
@@ -523,7 +544,7 @@ def run(arch, tap, procs, tmp, t_start):
         tap.note("guest %s: QEMU exit %s after %.1f s" % (name, rc, secs))
         # Each guest program ends with its "IVT done" line.
         want_done = ["IVT done passed="]
-        if arch.vfio and name == "A":
+        if name == "A":
             want_done.append("IVT done ivshmem-vfio ")
         done = all(any(l.startswith(w) for l in lines) for w in want_done)
         for l in lines:
@@ -537,7 +558,7 @@ def run(arch, tap, procs, tmp, t_start):
         tap.result(done, "guest %s: Linux booted and ran %s to the end" % (
             name, "the probe" if len(want_done) == 1 else
             "ivshmem-probe and ivshmem-vfio"), tail)
-        if arch.name == "x86_64":
+        if arch.debug_exit and name == "B":
             tap.result(rc == DEBUG_EXIT_PASS, "guest %s: VM ended through "
                        "isa-debug-exit reporting success (exit %s, want %d)" %
                        (name, rc, DEBUG_EXIT_PASS), None if done else tail)

@@ -35,8 +35,8 @@ python3 "$top/tests/guest/run-guest-tests.py" "$obj" > "$guest" 2>&1
 cat "$guest"
 
 # A Linux guest (Debian's kernel, busybox) sees and uses both devices
-# (tests/linux; fetches the kernel once, then about 20 s), on x86_64 and on
-# aarch64 (Debian's arm64 kernel, MSI-X through vfio-pci; about 10 s).
+# (tests/linux; fetches the kernel once), on x86_64 (about 15 s) and on
+# aarch64 (Debian's arm64 kernel; about 10 s).
 linux=$build/linux.tap
 QEMU=$obj/qemu-system-x86_64 \
 IVSHMEM_SERVER=$obj/contrib/ivshmem-server/ivshmem-server \

@@ -633,6 +633,10 @@ static int run(uint32_t nonce, uint64_t shm_size, unsigned vectors,
     }
 
     set = calloc(1, sizeof(*set) + vectors * sizeof(int));
+    if (!set) {
+        result(0, "memory for VFIO_DEVICE_SET_IRQS");
+        goto out;
+    }
     set->argsz = sizeof(*set) + vectors * sizeof(int);
     set->flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
     set->index = VFIO_PCI_MSIX_IRQ_INDEX;

@@ -16,7 +16,8 @@
 #
 # Usage: fetch-guest.sh [amd64|arm64]     (default amd64)
 # Prints on its last line of stdout:
-#   CACHE=<dir> KVER=<kernel version> [KHEADERS=<dir to pass to make -C>]
+#   CACHE=<dir> KVER=<kernel version> KTREE=<the package's boot/ and vfio
+#   modules> [KHEADERS=<dir to pass to make -C>]
 # Environment: IVSHMEM_CACHE (default ~/.cache/ivshmem-series); the guest
 # files go to $IVSHMEM_CACHE/linux (amd64) or $IVSHMEM_CACHE/linux-arm64.
 
@@ -128,27 +129,28 @@ fetch_unpack() {   # package, destination directory (added to), stamp file
     touch "$stamp"
 }
 
-# The stamp says the tree holds boot/ and the vfio modules (a tree from
-# before the guests loaded vfio-pci has only boot/: unpacked anew).
+# The kernel's tree: boot/ and the vfio modules.  Its own directory, not
+# kernel-VERSION: checks of older branches share this cache and keep only
+# boot/ there (they remove every module when their stamp is missing).
+ktree="$CACHE/kernel-vfio-$kver"
 kstamp="$CACHE/kernel-vfio.done.$kver"
-[ -e "$kstamp" ] || rm -rf "$CACHE/kernel-$kver"
+[ -e "$kstamp" ] || rm -rf "$ktree"
 if [ ! -e "$kstamp" ]; then
-    fetch_unpack "$kpkg" "$CACHE/kernel-$kver" "$kstamp.tmp"
+    fetch_unpack "$kpkg" "$ktree" "$kstamp.tmp"
     rm -f "$kstamp.tmp"
     # The guests load vfio-pci and what it depends on, nothing else of the
     # package's modules: keep drivers/vfio (and virt/, irqbypass's place
     # when it is a module), drop the other ~300 MB.
-    mods="$CACHE/kernel-$kver/lib/modules/$kver/kernel"
-    keep="$CACHE/kernel-$kver/keep"
+    mods="$ktree/lib/modules/$kver/kernel"
+    keep="$ktree/keep"
     mkdir -p "$keep"
     mv "$mods/drivers/vfio" "$keep/vfio"
     [ ! -d "$mods/virt" ] || mv "$mods/virt" "$keep/virt"
-    rm -rf "$CACHE/kernel-$kver/lib/modules"
+    rm -rf "$ktree/lib/modules"
     mkdir -p "$mods/drivers"
     mv "$keep/vfio" "$mods/drivers/vfio"
     [ ! -d "$keep/virt" ] || mv "$keep/virt" "$mods/virt"
     rmdir "$keep"
-    rm -f "$CACHE/kernel.done.$kver"    # the stamp of such an older tree
     touch "$kstamp"
 fi
 echo "$kpkg" > "$CACHE/kernel-package"
@@ -156,14 +158,14 @@ touch "$CACHE/kernel.done"
 [ -e "$CACHE/busybox.done" ] || rm -rf "$CACHE/busybox"
 fetch_unpack busybox-static "$CACHE/busybox" "$CACHE/busybox.done"
 
-[ -e "$CACHE/kernel-$kver/boot/vmlinuz-$kver" ] ||
+[ -e "$ktree/boot/vmlinuz-$kver" ] ||
     { log "no vmlinuz-$kver in $kpkg"; exit 1; }
 [ -x "$CACHE/busybox/bin/busybox" ] ||
     { log "no bin/busybox in busybox-static"; exit 1; }
 
 if [ "$ARCH" = arm64 ]; then
     # No module of ours on arm64: the guest has only the kernel's vfio-pci.
-    echo "CACHE=$CACHE KVER=$kver"
+    echo "CACHE=$CACHE KVER=$kver KTREE=$ktree"
     exit 0
 fi
 
@@ -193,4 +195,4 @@ if [ -n "$kcc" ] && ! command -v "$kcc" >/dev/null; then
         apt-get install -y -qq --no-install-recommends "$kcc" >&2
 fi
 
-echo "CACHE=$CACHE KVER=$kver KHEADERS=$hroot/usr/src/linux-headers-$kver"
+echo "CACHE=$CACHE KVER=$kver KTREE=$ktree KHEADERS=$hroot/usr/src/linux-headers-$kver"

@@ -193,7 +193,8 @@ def modinfo(image):
 
 def module_order(moddir, wanted):
     """The modules under @moddir that @wanted needs, in an order insmod can
-    load them: each after its "depends", "softdep post:" ones after it.
+    load them: each after its "depends" and "softdep pre:" ones, its
+    "softdep post:" ones after it.
     Returns ([(name, path)], missing names)."""
     files = {}
     for dirpath, _, names in os.walk(moddir):
@@ -213,17 +214,22 @@ def module_order(moddir, wanted):
             return
         seen.add(key)
         info = modinfo(read_ko(files[key]))
+        # "softdep=pre: a b post: c d": modules loaded before and after
+        # this one when they exist (vfio names an IOMMU backend for every
+        # platform, most of which this kernel does not have).
+        pre, post = [], []
+        for soft in info.get("softdep", []):
+            head, _, tail = soft.partition("post:")
+            pre += head.split("pre:", 1)[1].split() if "pre:" in head else []
+            post += tail.split()
+        for m in pre:
+            visit(m, False)
         for dep in ",".join(info.get("depends", [])).split(","):
             if dep:
                 visit(dep, True)
         order.append((key, files[key]))
-        for soft in info.get("softdep", []):
-            # "post: a b" (maybe after "pre: c d"): modules that are
-            # loaded after this one when they exist (vfio names an IOMMU
-            # backend for every platform).
-            if "post:" in soft:
-                for m in soft.split("post:", 1)[1].split():
-                    visit(m, False)
+        for m in post:
+            visit(m, False)
 
     for name in wanted:
         visit(name, True)
@@ -438,14 +444,15 @@ def run(arch, tap, procs, tmp, t_start):
               "packages (%s)" % (arch.deb, e))
         return 0
     cache, kver = fetched["CACHE"], fetched["KVER"]
-    kernel = os.path.join(cache, "kernel-%s/boot/vmlinuz-%s" % (kver, kver))
+    ktree = fetched["KTREE"]
+    kernel = os.path.join(ktree, "boot/vmlinuz-" + kver)
     module = modules = None
     if arch.module:
         module, out = build_module(fetched["KHEADERS"], tmp)
         tap.result(module is not None, "ivshmem-irq.ko builds against "
                    "linux-headers-%s" % kver, out)
     modules, missing = module_order(os.path.join(
-        cache, "kernel-%s/lib/modules/%s" % (kver, kver)), VFIO_MODULES)
+        ktree, "lib/modules", kver), VFIO_MODULES)
     tap.result(modules and not missing, "the kernel package has %s and "
                "what they depend on (load order: %s; missing: %s)" % (
                    " and ".join(VFIO_MODULES),

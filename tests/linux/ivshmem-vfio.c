@@ -19,10 +19,13 @@
  *   vfio regions (BAR0 through pread/pwrite when vfio offers no mmap of a
  *   BAR smaller than a page), and finds in BAR2 what ivshmem-probe wrote
  *   there through sysfs;
+ * - turns on bus mastering through the config region (vfio-pci leaves it
+ *   to userspace, and an MSI-X message is a memory write of the device);
  * - gives every MSI-X vector an eventfd (VFIO_DEVICE_SET_IRQS), rings its
  *   own ID on each vector through DOORBELL and checks that exactly that
- *   vector's eventfd fires, once; rings an absent peer and a vector beyond
- *   the count and checks that nothing fires;
+ *   vector's eventfd fires, once, and that /proc/interrupts counts them on
+ *   the expected chip (ITS-MSI on aarch64); rings an absent peer and a
+ *   vector beyond the count and checks that nothing fires;
  * - with a host peer (ivshmem-client), waits for its ID in BAR2, rings it
  *   on vector 0 and waits for its doorbell on vector 1;
  * - releases the vectors.  A driver bound before (ivshmem-irq.ko on x86)

@@ -43,8 +43,10 @@ check-compat:
 check-libvirt:
 	@scripts/check-libvirt.sh
 
+# Both architectures run even when the first fails.
 check-guest: build
-	@tests/linux/run-linux-check.py
+	@rc=0; tests/linux/run-linux-check.py || rc=1; \
+	tests/linux/run-linux-check.py --arch aarch64 || rc=1; exit $$rc
 
 series: build
 	@scripts/make-series.sh

@@ -17,6 +17,10 @@ CONFIG_IVSHMEM_DEVICE=y
 CONFIG_ISA_DEBUG=y
 CONFIG_SERIAL_ISA=y
 
+# The Linux guest check's vfio-pci needs an IOMMU (Debian's kernels have
+# no vfio no-IOMMU mode): intel-iommu, with interrupt remapping.
+CONFIG_VTD=y
+
 # QEMU 10.2's ACPI tables call into the CXL host code, which a device set
 # without CXL does not link (cxl_fmws_get_all_sorted has no stub); CXL
 # depends on the PCI expander bridge and links only with its memory device.

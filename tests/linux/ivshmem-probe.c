@@ -42,7 +42,6 @@
  * powers the guest off, and the runner reads the "IVT done" line.
  */
 
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -60,116 +59,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define IVSHMEM_VENDOR  0x1af4
-#define IVSHMEM_DEVICE  0x1110
+#include "ivt.h"
 
 /* IORESOURCE_* flags as the kernel prints them in the "resource" file */
 #define IORESOURCE_MEM          0x00000200
 #define IORESOURCE_PREFETCH     0x00002000
 #define IORESOURCE_MEM_64       0x00100000
-
-/* BAR0 registers */
-#define REG_INTRMASK    0x00
-#define REG_INTRSTATUS  0x04
-#define REG_IVPOSITION  0x08
-#define REG_DOORBELL    0x0c
-#define REG_RESERVED    0x10
-
-/* Layout of the patterns in the shared memory (offsets in BAR2) */
-#define A_HELLO_OFF     0x0
-#define A_WORDS_OFF     0x1000
-#define A_WORDS_LEN     0x10000
-#define B_ACK_OFF       0x20000
-#define HOST_PEER_OFF   0x30000     /* doorbell memory: host peer's marker */
-#define HOST_PLAIN_OFF  0x40000     /* plain memory: written by the host before boot */
-#define MAGIC_LEN       64
-
-static unsigned passed, failed;
-
-static void result(int ok, const char *fmt, ...)
-{
-    va_list ap;
-
-    printf("IVT %s - ", ok ? "ok" : "not ok");
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    fflush(stdout);
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-    }
-}
-
-static void info(const char *fmt, ...)
-{
-    va_list ap;
-
-    printf("IVT # ");
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    fflush(stdout);
-}
-
-/* ---- kernel command line ---- */
-
-static char cmdline[4096];
-
-static const char *param(const char *name, const char *dflt)
-{
-    static char val[256];
-    size_t n = strlen(name);
-    const char *p = cmdline;
-
-    while ((p = strstr(p, name)) != NULL) {
-        if ((p == cmdline || p[-1] == ' ') && p[n] == '=') {
-            size_t i = 0;
-
-            p += n + 1;
-            while (p[i] && !isspace((unsigned char)p[i]) && i < sizeof(val) - 1) {
-                val[i] = p[i];
-                i++;
-            }
-            val[i] = 0;
-            return val;
-        }
-        p += n;
-    }
-    return dflt;
-}
-
-static uint64_t param_u64(const char *name, uint64_t dflt)
-{
-    const char *v = param(name, NULL);
-
-    return v ? strtoull(v, NULL, 0) : dflt;
-}
-
-/* ---- sysfs ---- */
-
-static int read_file(const char *dir, const char *name, char *buf, size_t len)
-{
-    char path[512];
-    ssize_t n;
-    int fd;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    fd = open(path, O_RDONLY);
-    if (fd < 0) {
-        return -1;
-    }
-    n = read(fd, buf, len - 1);
-    close(fd);
-    if (n < 0) {
-        return -1;
-    }
-    buf[n] = 0;
-    return (int)n;
-}
 
 static long read_hex(const char *dir, const char *name)
 {
@@ -776,18 +671,13 @@ static void check_interrupts(struct dev *d, unsigned vectors, uint32_t nonce,
 int main(void)
 {
     struct dev devs[8], *plain = NULL, *doorbell = NULL;
-    int fd, n, i, nplain = 0, ndoorbell = 0;
+    int n, i, nplain = 0, ndoorbell = 0;
     const char *role;
     uint64_t plain_size, doorbell_size;
     unsigned vectors, wait_s;
     uint32_t nonce;
 
-    fd = open("/proc/cmdline", O_RDONLY);
-    if (fd >= 0) {
-        ssize_t r = read(fd, cmdline, sizeof(cmdline) - 1);
-        cmdline[r > 0 ? r : 0] = 0;
-        close(fd);
-    }
+    read_cmdline();
     role = strdup(param("ivt.role", "a"));
     nonce = (uint32_t)strtoul(param("ivt.nonce", "1"), NULL, 16);
     plain_size = param_u64("ivt.plain", 0);

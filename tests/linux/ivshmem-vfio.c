@@ -59,103 +59,10 @@
 #include <unistd.h>
 #include <linux/vfio.h>
 
-#define IVSHMEM_VENDOR  0x1af4
-#define IVSHMEM_DEVICE  0x1110
-
-#define REG_IVPOSITION  0x08
-#define REG_DOORBELL    0x0c
-
-/* Must match ivshmem-probe.c and run-linux-check.py */
-#define A_HELLO_OFF     0x0
-#define HOST_PEER_OFF   0x30000
-#define MAGIC_LEN       64
+#define IVT_PREFIX "vfio: "
+#include "ivt.h"
 
 #define MAX_VECTORS     64
-
-static unsigned passed, failed;
-
-static void result(int ok, const char *fmt, ...)
-{
-    va_list ap;
-
-    printf("IVT %s - vfio: ", ok ? "ok" : "not ok");
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    fflush(stdout);
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-    }
-}
-
-static void info(const char *fmt, ...)
-{
-    va_list ap;
-
-    printf("IVT # vfio: ");
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    fflush(stdout);
-}
-
-/* ---- kernel command line ---- */
-
-static char cmdline[4096];
-
-static uint64_t param_u64(const char *name, uint64_t dflt)
-{
-    size_t n = strlen(name);
-    const char *p = cmdline;
-
-    while ((p = strstr(p, name)) != NULL) {
-        if ((p == cmdline || p[-1] == ' ') && p[n] == '=') {
-            return strtoull(p + n + 1, NULL, 0);
-        }
-        p += n;
-    }
-    return dflt;
-}
-
-static uint32_t param_hex32(const char *name, uint32_t dflt)
-{
-    size_t n = strlen(name);
-    const char *p = cmdline;
-
-    while ((p = strstr(p, name)) != NULL) {
-        if ((p == cmdline || p[-1] == ' ') && p[n] == '=') {
-            return (uint32_t)strtoul(p + n + 1, NULL, 16);
-        }
-        p += n;
-    }
-    return dflt;
-}
-
-/* ---- sysfs ---- */
-
-static int read_file(const char *dir, const char *name, char *buf, size_t len)
-{
-    char path[512];
-    ssize_t n;
-    int fd;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    fd = open(path, O_RDONLY);
-    if (fd < 0) {
-        return -1;
-    }
-    n = read(fd, buf, len - 1);
-    close(fd);
-    if (n < 0) {
-        return -1;
-    }
-    buf[n] = 0;
-    return (int)n;
-}
 
 static int write_file(const char *path, const char *val)
 {
@@ -755,15 +662,8 @@ out:
 
 int main(void)
 {
-    int fd = open("/proc/cmdline", O_RDONLY);
-
-    if (fd >= 0) {
-        ssize_t r = read(fd, cmdline, sizeof(cmdline) - 1);
-
-        cmdline[r > 0 ? r : 0] = 0;
-        close(fd);
-    }
-    run(param_hex32("ivt.nonce", 1), param_u64("ivt.doorbell", 0),
+    read_cmdline();
+    run((uint32_t)strtoul(param("ivt.nonce", "1"), NULL, 16), param_u64("ivt.doorbell", 0),
         param_u64("ivt.vectors", 1), param_u64("ivt.wait", 90),
         param_u64("ivt.vfio.hostpeer", 0));
     printf("IVT done ivshmem-vfio passed=%u failed=%u\n", passed, failed);

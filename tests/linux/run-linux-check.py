@@ -67,7 +67,7 @@ VECTORS = 2
 GUEST_TIMEOUT = 120         # seconds per guest run (both run at once)
 PEER_WAIT = 60              # seconds a guest waits for the other one
 
-# Must match ivshmem-probe.c
+# Must match ivt.h
 A_HELLO_OFF = 0x0
 A_WORDS_OFF = 0x1000
 A_WORDS_LEN = 0x10000

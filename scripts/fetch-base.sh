@@ -50,7 +50,10 @@ if [ -f "$tree/.ivshmem-base-complete" ]; then
     exit 0
 fi
 
-if ! apt-cache showsrc qemu 2>/dev/null | grep -qx "Version: $version"; then
+# Read the whole list first: grep -q stopping early would make apt-cache
+# fail with SIGPIPE, which pipefail reports.
+known=$(apt-cache showsrc qemu 2>/dev/null | sed -n 's/^Version: //p' || true)
+if ! grep -qxF "$version" <<< "$known"; then
     die "apt knows no source package qemu=$version (QEMU $upstream, Debian $suite);" \
         "run scripts/install-deps.sh (it adds the $suite deb-src entry and runs apt-get update), or set QEMU_SRC"
 fi

@@ -33,6 +33,7 @@ typedef struct IvsMsiDev {
      */
     uint32_t *id;
     uint64_t ram;               /* x86: the word of vector 0 */
+    int index;                  /* x86: which block of RAM words */
 } IvsMsiDev;
 
 struct IvsMsi {
@@ -177,12 +178,34 @@ static void msix_unmask(QPCIDevice *pdev, int vector)
 #define X86_MAX_DEVS            32
 #define X86_DATA(dev, vector)   (0x6d000000u | ((dev) << 16) | (vector))
 
+/* The lowest block of RAM words no routed device has. */
+static int ram_free_index(IvsMsi *m)
+{
+    int index;
+    guint i;
+
+    for (index = 0; index < X86_MAX_DEVS; index++) {
+        for (i = 0; i < m->devs->len; i++) {
+            if (((IvsMsiDev *)g_ptr_array_index(m->devs, i))->index ==
+                index) {
+                break;
+            }
+        }
+        if (i == m->devs->len) {
+            return index;
+        }
+    }
+    g_test_message("MSI sink: more than %d devices", X86_MAX_DEVS);
+    g_assert_not_reached();
+}
+
 static void ram_route(IvsMsi *m, IvsMsiDev *d, QPCIDevice *pdev)
 {
-    int index = m->devs->len;
+    /* A device forgotten leaves a gap: reuse it. */
+    int index = ram_free_index(m);
     int v;
 
-    g_assert_cmpint(index, <, X86_MAX_DEVS);
+    d->index = index;
     d->ram = X86_RAM + index * X86_RAM_PER_DEV;
     qtest_memset(m->qts, d->ram, 0, d->nvectors * 4);
     for (v = 0; v < d->nvectors; v++) {
@@ -466,7 +489,7 @@ static bool its_take(IvsMsi *m, IvsMsiDev *d, int vector)
  * message triggers that source in the interrupt controller that is
  * active; the sink needs XICS alone (ic-mode=xics, see the end).
  *
- * The sink leaves each source masked (priority 0xff, as allocated): a
+ * The sink keeps each source masked (priority 0xff): a
  * message for a masked MSI source sets its "masked pending" status, which
  * HMP's "info pic" lists, and nothing else.  To take it, the sink gives
  * the source a priority, which makes the source forward the message to
@@ -570,6 +593,11 @@ static void xics_route(IvsMsi *m, IvsMsiDev *d, QPCIDevice *pdev)
         rtas(m, "ibm,query-interrupt-source-number", 4, q, 3, rets);
         g_assert_cmpint(rets[0], ==, 0);
         d->id[v] = rets[1];
+        /*
+         * Mask it ourselves, as a guest sets up a source it got: after a
+         * machine reset QEMU has handed out sources at priority 0.
+         */
+        xics_set_priority(m, d->id[v], XICS_PRIO_MASKED);
     }
     /* Each source exists, masked, with nothing pending. */
     info = xics_info(m);
@@ -697,6 +725,17 @@ void ivs_msi_route(IvsMsi *m, QPCIDevice *pdev, int nvectors)
         msix_unmask(pdev, v);
     }
     g_ptr_array_add(m->devs, d);
+}
+
+void ivs_msi_forget(IvsMsi *m, QPCIDevice *pdev)
+{
+    IvsMsiDev *d = find_dev(m, pdev);
+
+    if (d) {
+        g_ptr_array_remove(m->devs, d);
+        g_free(d->id);
+        g_free(d);
+    }
 }
 
 static bool take(IvsMsi *m, IvsMsiDev *d, int vector)

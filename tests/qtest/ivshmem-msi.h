@@ -59,6 +59,13 @@ IvsMsi *ivs_msi_new(QTestState *qts, QPCIBus *bus);
 void ivs_msi_route(IvsMsi *m, QPCIDevice *pdev, int nvectors);
 
 /*
+ * Drop @pdev from the sink, without touching the machine: for a device
+ * that was unplugged or reset, so that its slot can be routed again.
+ * Nothing if @pdev is not routed.
+ */
+void ivs_msi_forget(IvsMsi *m, QPCIDevice *pdev);
+
+/*
  * True if vector @vector of @pdev was delivered since the last take (or
  * since routing), and consume it.  Like an interrupt, several messages
  * before a take count once.

@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <linux/sockios.h>
 #include "ivshmem-utils.h"
+#include "ivshmem-msi.h"
 #include "qemu/atomic.h"
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
@@ -63,12 +64,16 @@ static const IvsArch ivs_arches[] = {
         .bus0_hotplug = false,
     }, {
         /*
-         * As libqos' ppc64/pseries machine: the defaults.  RAM comes in
-         * 256 MiB blocks.  PCI DMA, MSI-X messages included, goes through
-         * the PHB's TCE IOMMU, so a message aimed at RAM goes nowhere.
+         * RAM comes in 256 MiB blocks.  PCI DMA, MSI-X messages included,
+         * goes through the PHB's TCE IOMMU, so a message aimed at RAM goes
+         * nowhere: the MSI-X helpers route the vectors through RTAS to
+         * XICS interrupt sources instead (ivshmem-msi.c).  That needs
+         * ic-mode=xics: under qtest the default (dual) ends up with XIVE
+         * active, where QEMU refuses the XICS RTAS calls the sink reads
+         * the sources with, and xive alone crashes qtest's RTAS calls.
          */
         .arch = "ppc64",
-        .machine = "-machine pseries",
+        .machine = "-machine pseries,ic-mode=xics",
         .pcie_machine = NULL,
         .small_ram = "-m 256M",
         .ram_base = 0,
@@ -823,6 +828,102 @@ void ivs_unplug_unclaimed(QTestState *qts, const char *id)
 
 /* ---- the device ---- */
 
+/*
+ * Where messages cannot be read back from RAM, the MSI sink observes
+ * them, one per bus object (each test has one per QEMU): a sink needs the
+ * bus's PHB and allocator for its RTAS calls, so it lives as long as the
+ * bus and no longer.
+ */
+typedef struct IvsSink {
+    IvsMsi *msi;
+    /*
+     * libqos devfn -> bool[vectors]: taken from the sink but not yet
+     * cleared, since the sink's take consumes and ivs_msix_fired() must
+     * not.
+     */
+    GHashTable *seen;
+} IvsSink;
+
+static GHashTable *ivs_sinks;           /* QPCIBus * -> IvsSink * */
+
+static bool ivs_msix_use_sink(void)
+{
+    return !ivs_arch()->msix_in_ram;
+}
+
+static void ivs_sink_free(gpointer p)
+{
+    IvsSink *sink = p;
+
+    ivs_msi_free(sink->msi);
+    g_hash_table_destroy(sink->seen);
+    g_free(sink);
+}
+
+static IvsSink *ivs_sink_lookup(QPCIBus *bus)
+{
+    return ivs_sinks ? g_hash_table_lookup(ivs_sinks, bus) : NULL;
+}
+
+/* Called by ivs_pci_bus_free(): the sink uses the bus. */
+static void ivs_sink_drop_bus(QPCIBus *bus)
+{
+    if (ivs_sinks) {
+        g_hash_table_remove(ivs_sinks, bus);
+    }
+}
+
+static void ivs_sink_forget(IvsDev *d)
+{
+    IvsSink *sink = ivs_sink_lookup(d->bus);
+
+    if (sink) {
+        ivs_msi_forget(sink->msi, d->pdev);
+        g_hash_table_remove(sink->seen, GINT_TO_POINTER(d->pdev->devfn));
+    }
+}
+
+/* The seen flags of @d, which must be routed to its bus's sink. */
+static bool *ivs_sink_seen(IvsDev *d, IvsSink **sinkp)
+{
+    IvsSink *sink = ivs_sink_lookup(d->bus);
+    bool *seen;
+
+    g_assert(sink);
+    seen = g_hash_table_lookup(sink->seen, GINT_TO_POINTER(d->pdev->devfn));
+    /* A test that did not ivs_msix_setup() the device first. */
+    g_assert(seen);
+    *sinkp = sink;
+    return seen;
+}
+
+static void ivs_sink_route(IvsDev *d)
+{
+    IvsSink *sink;
+    const char *why;
+
+    why = ivs_msi_unobservable(d->qts);
+    if (why) {
+        g_test_message("MSI-X messages cannot be observed: %s", why);
+        g_assert_not_reached();
+    }
+    if (!ivs_sinks) {
+        ivs_sinks = g_hash_table_new_full(NULL, NULL, NULL, ivs_sink_free);
+    }
+    sink = ivs_sink_lookup(d->bus);
+    if (!sink) {
+        sink = g_new0(IvsSink, 1);
+        sink->msi = ivs_msi_new(d->qts, d->bus);
+        sink->seen = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+        g_hash_table_insert(ivs_sinks, d->bus, sink);
+    }
+    /* Set up again (as after a reset): route it anew. */
+    ivs_sink_forget(d);
+    ivs_msi_route(sink->msi, d->pdev, d->vectors);
+    g_hash_table_insert(sink->seen, GINT_TO_POINTER(d->pdev->devfn),
+                        g_new0(bool, d->vectors));
+}
+
 /* The sPAPR bus makes RTAS calls with arguments in guest memory. */
 typedef struct IvsSpaprBus {
     QPCIBusSPAPR spapr;
@@ -863,6 +964,7 @@ void ivs_pci_bus_free(QPCIBus *bus)
     if (!bus) {
         return;
     }
+    ivs_sink_drop_bus(bus);
     if (ivs_arch_is("aarch64")) {
         g_free(container_of(bus, QGenericPCIBus, bus));
     } else if (ivs_arch_is("ppc64")) {
@@ -901,6 +1003,7 @@ IvsDev *ivs_dev_open(QTestState *qts, QPCIBus *bus, int slot)
 void ivs_dev_close(IvsDev *d)
 {
     if (d) {
+        ivs_sink_forget(d);
         g_free(d->pdev);
         g_free(d);
     }
@@ -1040,16 +1143,15 @@ void ivs_msix_mask(IvsDev *d, int vector, bool masked)
 
 bool ivs_msix_messages_seen(void)
 {
-    return ivs_arch()->msix_in_ram;
+    /* Read back from RAM, or through the sink, which covers the rest. */
+    return ivs_arch()->msix_in_ram || ivs_msix_use_sink();
 }
 
 bool ivs_require_msix_messages(void)
 {
     if (!ivs_msix_messages_seen()) {
-        g_test_skip("this case observes MSI-X messages, which on this "
-                    "target go through the PHB's IOMMU, not to guest RAM: "
-                    "the MSI-X message is to be observed through "
-                    "ivshmem-msi, not yet on this target");
+        g_test_skip("this case observes MSI-X messages, which cannot be "
+                    "seen on this target");
         return false;
     }
     return true;
@@ -1059,8 +1161,19 @@ void ivs_msix_clear(IvsDev *d)
 {
     int i;
 
-    /* Nothing lands in RAM to clear; and the RAM may be in use. */
-    if (!ivs_msix_messages_seen()) {
+    if (ivs_msix_use_sink()) {
+        IvsSink *sink;
+        bool *seen;
+
+        /* Nothing to clear before the device is routed. */
+        if (!d->msix_ready) {
+            return;
+        }
+        seen = ivs_sink_seen(d, &sink);
+        for (i = 0; i < d->vectors; i++) {
+            ivs_msi_take(sink->msi, d->pdev, i);
+            seen[i] = false;
+        }
         return;
     }
     for (i = 0; i < d->vectors; i++) {
@@ -1073,6 +1186,12 @@ void ivs_msix_setup(IvsDev *d)
     int i;
 
     g_assert_cmpint(d->vectors, >, 0);
+    if (ivs_msix_use_sink()) {
+        /* The sink enables MSI-X, programs and unmasks every entry. */
+        ivs_sink_route(d);
+        d->msix_ready = true;
+        return;
+    }
     if (!d->pdev->msix_enabled) {
         qpci_msix_enable(d->pdev);
     }
@@ -1104,6 +1223,17 @@ bool ivs_msix_fired(IvsDev *d, int vector)
 
     /* A test that did not ask ivs_require_msix_messages() first. */
     g_assert_true(ivs_msix_messages_seen());
+    g_assert_cmpint(vector, >=, 0);
+    g_assert_cmpint(vector, <, d->vectors);
+    if (ivs_msix_use_sink()) {
+        IvsSink *sink;
+        bool *seen = ivs_sink_seen(d, &sink);
+
+        if (!seen[vector]) {
+            seen[vector] = ivs_msi_take(sink->msi, d->pdev, vector);
+        }
+        return seen[vector];
+    }
     v = qtest_readl(d->qts, ivs_msix_addr(d, vector));
 
     if (v == 0) {
@@ -1126,6 +1256,13 @@ void ivs_msix_wait(IvsDev *d, int vector)
             g_assert_not_reached();
         }
         g_usleep(1000);
+    }
+    if (ivs_msix_use_sink()) {
+        IvsSink *sink;
+
+        /* ivs_msix_fired() took it from the sink already. */
+        ivs_sink_seen(d, &sink)[vector] = false;
+        return;
     }
     qtest_writel(d->qts, ivs_msix_addr(d, vector), 0);
 }

@@ -60,7 +60,9 @@ typedef struct IvsArch {
     uint64_t ram_base;          /* where guest RAM starts */
     /*
      * PCI DMA reaches guest RAM untranslated, so an MSI-X message aimed
-     * at RAM can be read back there (not through the sPAPR IOMMU).
+     * at RAM can be read back there (not through the sPAPR IOMMU).  When
+     * false, the MSI-X helpers observe messages through the MSI sink
+     * (ivshmem-msi.h) instead.
      */
     bool msix_in_ram;
     /* bus 0 takes hot plug: ACPI (pc) or sPAPR DRCs (pseries) */
@@ -323,11 +325,19 @@ void ivs_doorbell(IvsDev *d, uint16_t peer, uint16_t vector);
 /*
  * Enable MSI-X, point every vector at its own word of guest RAM (see
  * IVS_MSIX_RAM) with IVS_MSIX_DATA as data, clear those words and unmask
- * every vector.
+ * every vector.  Where the target has no msix_in_ram, route every vector
+ * to the MSI sink of @d's bus instead (created on first use, freed with
+ * the bus by ivs_pci_bus_free()), which programs the table itself; the
+ * entries then hold what the machine chose, not ivs_msix_addr() and
+ * IVS_MSIX_DATA.  ivs_dev_close() drops the device from the sink, so a
+ * device reset or plugged again is set up anew.
  */
 void ivs_msix_setup(IvsDev *d);
 
-/* The guest RAM address vector @vector of @d writes to. */
+/*
+ * The guest RAM address vector @vector of @d writes to, on a target with
+ * msix_in_ram.
+ */
 uint64_t ivs_msix_addr(IvsDev *d, int vector);
 
 /* Mask or unmask one vector in the MSI-X table. */
@@ -336,12 +346,15 @@ void ivs_msix_mask(IvsDev *d, int vector, bool masked);
 /* The pending bit of @vector in the PBA. */
 bool ivs_msix_pending(IvsDev *d, int vector);
 
-/* Zero the RAM words every vector of @d writes to. */
+/*
+ * Forget every message of @d so far: zero the RAM words its vectors write
+ * to, or take them from the sink.
+ */
 void ivs_msix_clear(IvsDev *d);
 
 /*
- * Poll until vector @vector of @d has written its data, fail the test
- * after IVS_TIMEOUT_MS.  The word is cleared again afterwards.
+ * Poll until vector @vector of @d has sent a message, fail the test after
+ * IVS_TIMEOUT_MS.  The message is consumed (the word cleared again).
  */
 void ivs_msix_wait(IvsDev *d, int vector);
 
@@ -356,10 +369,13 @@ bool ivs_require_msix_messages(void);
 /* Whether MSI-X messages can be seen, without skipping anything. */
 bool ivs_msix_messages_seen(void);
 
-/* True if vector @vector has written since the last clear. */
+/*
+ * True if vector @vector has sent a message since the last clear (or
+ * ivs_msix_wait() for it); does not consume it.
+ */
 bool ivs_msix_fired(IvsDev *d, int vector);
 
-/* Assert that no vector of @d has written since the last clear. */
+/* Assert that no vector of @d has sent a message since the last clear. */
 void ivs_msix_assert_quiet(IvsDev *d);
 
 /* Poll until the PBA bit of @vector is set; fail after IVS_TIMEOUT_MS. */

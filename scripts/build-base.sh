@@ -23,18 +23,21 @@ export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$top}
 export CCACHE_NOHASHDIR=1
 
 "$top/scripts/install-deps.sh"
-base=$(BASE=10.0 "$top/scripts/fetch-base.sh")
+# QEMU_SRC names the series' base, not this one.
+base=$(QEMU_SRC= BASE=10.0 "$top/scripts/fetch-base.sh")
 mkdir -p "$dir"
 exec 9> "$dir/.lock"
 flock 9
 
-if ! [ -f "$src/.complete" ]; then
-    rm -rf "$src"
+# The tree is made again when the base's version or our device set changed.
+mak=$top/configs/devices/x86_64-softmmu/ivshmem-series.mak
+stamp="$(cat "$base/.ivshmem-base-version" 2>/dev/null || cat "$base/VERSION") $(sha256sum < "$mak")"
+if [ "$(cat "$src/.complete" 2>/dev/null)" != "$stamp" ]; then
+    rm -rf "$src" "$obj"
     cp -al "$base" "$src"
     rm -rf "$src/.pc"
-    cp "$top/configs/devices/x86_64-softmmu/ivshmem-series.mak" \
-       "$src/configs/devices/x86_64-softmmu/"
-    touch "$src/.complete"
+    cp "$mak" "$src/configs/devices/x86_64-softmmu/"
+    echo "$stamp" > "$src/.complete"
 fi
 
 # The base is not ours to hold to -Werror.

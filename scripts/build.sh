@@ -40,7 +40,8 @@ echo "$base" > "$build/base-path"
 
 # Regenerate the build graph first: a changed meson.build may add tests.
 ninja -C "$obj" build.ninja > /dev/null
-targets="$(sed 's/-softmmu//g; s/,/ /g; s/[^ ]*/qemu-system-&/g' "$obj/.ivshmem-targets")
+targets="$(awk '{ print $1 }' "$obj/.ivshmem-targets" |
+           sed 's/-softmmu//g; s/,/ /g; s/[^ ]*/qemu-system-&/g')
          contrib/ivshmem-server/ivshmem-server
          contrib/ivshmem-client/ivshmem-client"
 # Test executables of the series (and only those: the rest of QEMU's

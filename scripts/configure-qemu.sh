@@ -34,8 +34,10 @@ for t in $targets; do
     target_args+=(--with-devices-$t=ivshmem-series)
 done
 
-# A build configured for other targets is configured again.
-if [ -f "$obj/build.ninja" ] && [ "$(cat "$obj/.ivshmem-targets" 2>/dev/null)" != "$list" ]; then
+# A build configured for other targets, or over another base, is
+# configured again.
+stamp="$list $(cat "$src/.ivshmem-base-version" 2>/dev/null || cat "$src/VERSION")"
+if [ -f "$obj/build.ninja" ] && [ "$(cat "$obj/.ivshmem-targets" 2>/dev/null)" != "$stamp" ]; then
     rm -f "$obj/build.ninja"
 fi
 
@@ -63,7 +65,7 @@ if ! [ -f "$obj/build.ninja" ]; then
         echo "configure-qemu: configure failed, see $log" >&2
         exit 1
     }
-    echo "$list" > "$obj/.ivshmem-targets"
+    echo "$stamp" > "$obj/.ivshmem-targets"
 fi
 
 # Firmware: Debian's QEMU source has no binary blobs; use seabios and

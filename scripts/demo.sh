@@ -3,4 +3,5 @@
 # Run the demo against the build (see scripts/demo.py).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-exec python3 "$top/scripts/demo.py" "${BUILD:-$top/build}/qemu"
+. "$top/scripts/base-env.sh"
+exec python3 "$top/scripts/demo.py" "$build/qemu"

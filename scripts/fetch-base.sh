@@ -55,7 +55,7 @@ fi
 known=$(apt-cache showsrc qemu 2>/dev/null | sed -n 's/^Version: //p' || true)
 if ! grep -qxF "$version" <<< "$known"; then
     die "apt knows no source package qemu=$version (QEMU $upstream, Debian $suite);" \
-        "run scripts/install-deps.sh (it adds the $suite deb-src entry and runs apt-get update), or set QEMU_SRC"
+        "run scripts/install-deps.sh (it adds the $suite deb-src entry), then apt-get update; or set QEMU_SRC"
 fi
 
 work=$(mktemp -d "$cache/fetch.XXXXXX")

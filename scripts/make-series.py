@@ -144,10 +144,10 @@ def cover_letter(out, commits, version):
     blurb = open(os.path.join(TOP, 'scripts', 'series-cover.txt')).read()
     blurb += '\nBased on QEMU %s.\n' % version
     if os.environ.get('BASE', '10.2') != '10.2':
-        blurb += ('This is the stable backport of the series for QEMU 10.2: '
-                  'the same commits,\nwith only the API spellings of this '
-                  'QEMU (backport/%s/ in the series\' repository).\n'
-                  % os.environ['BASE'])
+        blurb += ('This is the backport to QEMU %s of the series for QEMU '
+                  '10.2: the same commits,\nwith only the API spellings of '
+                  'this QEMU (backport/%s/ in the series\' repository).\n'
+                  % (os.environ['BASE'], os.environ['BASE']))
     text = text.replace('*** BLURB HERE ***', blurb.strip())
     open(path, 'w').write(text)
 

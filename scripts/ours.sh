@@ -31,7 +31,7 @@ for d in hw include contrib tests docs patches configs scripts; do
 done
 for p in "$top/backport/$base"/*.patch; do
     [ -e "$p" ] || continue
-    if ! out=$(patch -d "$stage" -p1 -f -s --no-backup-if-mismatch < "$p" 2>&1); then
+    if ! out=$(patch -d "$stage" -p1 -f -s --fuzz=0 --no-backup-if-mismatch < "$p" 2>&1); then
         echo "$out" >&2
         echo "ours: backport/$base/$(basename "$p") no longer applies to our files" >&2
         exit 1

@@ -84,12 +84,12 @@ static Rig *rig_start(const char *machine)
     }
     r->qts = qtest_init(args->str);
 
+    /* ivs_msi_machine() is chosen to be observable: anything else is a bug. */
     why = ivs_msi_unobservable(r->qts);
     if (why) {
-        g_test_skip(why);
-        rig_stop(r);
-        return NULL;
+        g_test_message("%s", why);
     }
+    g_assert_null(why);
 
     r->bus = ivs_msi_pci_bus(r->qts);
     r->msi = ivs_msi_new(r->qts, r->bus);
@@ -117,9 +117,6 @@ static void test_each_vector(const void *machine)
     Rig *r = rig_start(machine);
     int i, v;
 
-    if (!r) {
-        return;
-    }
     for (i = 0; i < NDEVS; i++) {
         for (v = 0; v < devs[i].vectors; v++) {
             ring_own(r, i, v);
@@ -146,9 +143,6 @@ static void test_masked(const void *machine)
     Rig *r = rig_start(machine);
     int i;
 
-    if (!r) {
-        return;
-    }
     for (i = 0; i < NDEVS; i++) {
         /* The last vector: on the second device in the PBA's 2nd word. */
         int v = devs[i].vectors - 1;
@@ -195,9 +189,6 @@ static void test_swapped_entries(const void *machine)
     Rig *r = rig_start(machine);
     QPCIDevice *pdev;
 
-    if (!r) {
-        return;
-    }
     pdev = r->dev[1]->pdev;
     swap_entries(r->dev[1], 1, 33);
     ring_own(r, 1, 1);

@@ -670,31 +670,30 @@ static void test_ioeventfd(const void *opaque)
 
     /*
      * A doorbell to an unknown peer always goes through the handler,
-     * whose trace line is flushed before the write returns: without it,
-     * QEMU was built without the "log" trace backend.
+     * whose trace line is flushed before the write returns.  The build
+     * always has the "log" trace backend, so a missing line means the
+     * trace event changed.
      */
     ivs_doorbell(b->dev, 0x7777, 0);
-    if (!log_count(log, "peer 30583 vector 0: no such peer")) {
-        booted_free(b);
-        ivs_remove_path(log);
-        g_test_skip("QEMU was built without the log trace backend");
-        return;
-    }
+    g_assert_cmpint(log_count(log, "peer 30583 vector 0: no such peer"), >,
+                    0);
     /*
-     * Without KVM the memory core matches a write against the ioeventfds
-     * itself, comparing the value in the region's byte order with the
-     * registered one in the target's: for this little-endian register
-     * on a big-endian target they never match, every doorbell takes the
-     * handler (which rings the same eventfd).  The fast path this case
-     * is about cannot be seen there.
+     * The device registers its ioeventfds with the register's value,
+     * little-endian, where memory_region_add_eventfd() expects the
+     * target's byte order (as QEMU 10.0's device does).  On a big-endian
+     * target without KVM no valid doorbell matches one, so every doorbell
+     * takes the handler (which rings the same eventfd), and the fast path
+     * this case is about cannot be seen.  (A doorbell whose byte swap is
+     * another valid doorbell does match: ivshmem-doorbell-test's
+     * "ignored/ioeventfd-on" case.)
      */
     if (ioeventfd && qtest_big_endian(b->qts)) {
         booted_free(b);
         ivs_remove_path(log);
-        g_test_skip("a big-endian target under TCG/qtest never matches an "
-                    "ioeventfd of a little-endian register (QEMU's "
-                    "memory_region_dispatch_write_eventfds()): no fast "
-                    "path to check");
+        g_test_skip("defect: on a big-endian target under TCG the "
+                    "device's ioeventfds are registered byte-swapped, so "
+                    "valid doorbells never take the fast path this case "
+                    "checks");
         return;
     }
     for (int i = 0; i < 6; i++) {

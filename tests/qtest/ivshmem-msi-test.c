@@ -48,7 +48,7 @@ static void rig_stop(Rig *r)
     for (i = 0; i < NDEVS; i++) {
         ivs_dev_close(r->dev[i]);
     }
-    ivs_msi_pci_bus_free(r->bus);
+    ivs_pci_bus_free(r->bus);
     if (r->qts) {
         qtest_quit(r->qts);
     }
@@ -91,7 +91,7 @@ static Rig *rig_start(const char *machine)
     }
     g_assert_null(why);
 
-    r->bus = ivs_msi_pci_bus(r->qts);
+    r->bus = ivs_pci_bus(r->qts);
     r->msi = ivs_msi_new(r->qts, r->bus);
     for (i = 0; i < NDEVS; i++) {
         r->dev[i] = ivs_dev_open(r->qts, r->bus, devs[i].slot);

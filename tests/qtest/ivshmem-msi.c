@@ -11,10 +11,7 @@
 #include "qemu/osdep.h"
 #include "ivshmem-msi.h"
 #include "ivshmem-utils.h"
-#include "libqos/pci-pc.h"
-#include "libqos/generic-pcihost.h"
 #include "libqos/pci-spapr.h"
-#include "libqos/malloc-spapr.h"
 #include "qobject/qdict.h"
 #include "hw/pci/pci_regs.h"
 
@@ -94,41 +91,6 @@ const char *ivs_msi_machine(void)
         return "-machine pseries,ic-mode=xics";
     }
     return "-machine pc";
-}
-
-QPCIBus *ivs_msi_pci_bus(QTestState *qts)
-{
-    if (arch_is("aarch64")) {
-        QGenericPCIBus *g = g_new0(QGenericPCIBus, 1);
-
-        qpci_init_generic(g, qts, NULL, false);
-        return &g->bus;
-    }
-    if (arch_is("ppc64")) {
-        QGuestAllocator *alloc = g_new0(QGuestAllocator, 1);
-
-        spapr_alloc_init(alloc, qts, ALLOC_NO_FLAGS);
-        return qpci_new_spapr(qts, alloc);
-    }
-    return qpci_new_pc(qts, NULL);
-}
-
-void ivs_msi_pci_bus_free(QPCIBus *bus)
-{
-    if (!bus) {
-        return;
-    }
-    if (arch_is("aarch64")) {
-        g_free(container_of(bus, QGenericPCIBus, bus));
-    } else if (arch_is("ppc64")) {
-        QGuestAllocator *alloc = container_of(bus, QPCIBusSPAPR, bus)->alloc;
-
-        qpci_free_spapr(bus);
-        alloc_destroy(alloc);
-        g_free(alloc);
-    } else {
-        qpci_free_pc(bus);
-    }
 }
 
 /* ---- the MSI-X table ---- */

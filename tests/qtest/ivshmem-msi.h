@@ -34,10 +34,6 @@ typedef struct IvsMsi IvsMsi;
  */
 const char *ivs_msi_machine(void);
 
-/* A PCI bus on bus 0 of that machine; free with ivs_msi_pci_bus_free(). */
-QPCIBus *ivs_msi_pci_bus(QTestState *qts);
-void ivs_msi_pci_bus_free(QPCIBus *bus);
-
 /*
  * NULL if the sink can observe messages in the QEMU behind @qts, else
  * why not, for g_test_skip().
@@ -46,7 +42,7 @@ const char *ivs_msi_unobservable(QTestState *qts);
 
 /*
  * A sink for devices on @bus; ivs_msi_unobservable() must be NULL.  On
- * ppc64 @bus must have a guest allocator (ivs_msi_pci_bus()'s has one),
+ * ppc64 @bus must have a guest allocator (ivs_pci_bus()'s has one),
  * for the RTAS calls' arguments.
  */
 IvsMsi *ivs_msi_new(QTestState *qts, QPCIBus *bus);

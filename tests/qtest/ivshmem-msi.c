@@ -48,13 +48,6 @@ struct IvsMsi {
     QGuestAllocator *alloc;
 };
 
-/* ---- which target ---- */
-
-static bool arch_is(const char *name)
-{
-    return !strcmp(qtest_get_arch(), name);
-}
-
 static bool kvm_enabled_in(QTestState *qts)
 {
     QDict *resp = qtest_qmp(qts, "{'execute': 'query-kvm'}");
@@ -82,11 +75,11 @@ static char *machine_prop(QTestState *qts, const char *name)
 
 const char *ivs_msi_machine(void)
 {
-    if (arch_is("aarch64")) {
+    if (ivs_arch_is("aarch64")) {
         /* 64-bit CPU: libqos' generic PCI host uses the high ECAM. */
         return "-machine virt,gic-version=3 -cpu max";
     }
-    if (arch_is("ppc64")) {
+    if (ivs_arch_is("ppc64")) {
         /* XICS only: see xics_route(). */
         return "-machine pseries,ic-mode=xics";
     }
@@ -594,13 +587,13 @@ const char *ivs_msi_unobservable(QTestState *qts)
         return "under KVM, MSI-X messages go to the in-kernel irqchip, "
             "which a qtest cannot read";
     }
-    if (arch_is("x86_64") || arch_is("i386")) {
+    if (ivs_arch_is("x86_64")) {
         return NULL;
     }
-    if (arch_is("aarch64")) {
+    if (ivs_arch_is("aarch64")) {
         return its_unobservable(qts);
     }
-    if (arch_is("ppc64")) {
+    if (ivs_arch_is("ppc64")) {
         g_autofree char *mode = machine_prop(qts, "ic-mode");
 
         if (!g_strcmp0(mode, "xive")) {
@@ -630,10 +623,10 @@ IvsMsi *ivs_msi_new(QTestState *qts, QPCIBus *bus)
     m->qts = qts;
     m->bus = bus;
     m->devs = g_ptr_array_new();
-    if (arch_is("aarch64")) {
+    if (ivs_arch_is("aarch64")) {
         m->kind = IVS_MSI_ITS;
         its_init(m);
-    } else if (arch_is("ppc64")) {
+    } else if (ivs_arch_is("ppc64")) {
         m->kind = IVS_MSI_XICS;
         m->alloc = container_of(bus, QPCIBusSPAPR, bus)->alloc;
         g_assert(m->alloc);
